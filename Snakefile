@@ -1,0 +1,18 @@
+# elicit: one params.yaml, two drivers (this Snakefile and dvc.yaml), the same stage CLIs.
+# Rules only call `python -m elicit.stages.<name>`; all logic lives in src/elicit/.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "params.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+
+
+rule all:
+    input:
+        expand("results/{run}/groups.parquet", run=config["pipeline"]["default_runs"]),
+    default_target: True

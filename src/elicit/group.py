@@ -1,0 +1,143 @@
+"""Overlapping groups of similar items, one grouping per few-shot round, sharing a few global anchors.
+
+Why groups: a few-shot prompt shows the target beside its group's other items, and similar items are the ones whose
+labels predict each other (mutual predictability). Why overlap and anchors: they tie groups together, so labels fitted
+in one group constrain its neighbours and the whole dataset shares a common reference. Why a new grouping per round:
+each round shows every item beside different neighbours, so the evidence is not one fixed clustering's artefact.
+
+Rule (documented in the README):
+1. ``n_anchors`` global anchors: k-means with ``n_anchors`` clusters over all items; each centroid's nearest item.
+2. The other items are partitioned by k-means into cores of at most ``size - n_anchors - overlap`` items (clusters
+   that are too big are cut along their main direction; round r uses ``k + r - 1`` clusters and its own seed, so no
+   two rounds share a partition).
+3. Each core adds its ``overlap`` nearest outside items (by cosine to the core's centroid), then the anchors.
+Every item is in exactly one core per round, so it is in ≥ 1 group per round; groups have ≤ ``size`` items.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.cluster import KMeans, MiniBatchKMeans
+
+GROUP_COLUMNS = ["round", "group_id", "item_id", "is_anchor"]
+
+
+class GroupError(ValueError):
+    """Bad grouping parameters; one line with the key and the fix."""
+
+
+@dataclass(frozen=True)
+class GroupConfig:
+    """params.yaml ``group:``."""
+
+    size: int = 10
+    """items per group, anchors and overlap included."""
+    n_anchors: int = 2
+    """global anchor items shown in every group."""
+    overlap: int = 2
+    """items each group borrows from outside its core (nearest to its centroid)."""
+    minibatch_above: int = 5000
+    """use MiniBatchKMeans above this many items (plain k-means is slow with thousands of clusters)."""
+
+    @classmethod
+    def from_params(cls, d: dict[str, Any]) -> GroupConfig:
+        cfg = cls(**d)
+        if cfg.size < 2:
+            raise GroupError(f"group.size={cfg.size}: a group needs at least 2 items; set group.size >= 2")
+        if cfg.n_anchors < 0 or cfg.overlap < 0:
+            raise GroupError("group.n_anchors and group.overlap must be >= 0")
+        if cfg.size - cfg.n_anchors - cfg.overlap < 1:
+            raise GroupError(
+                f"group.size={cfg.size} leaves no room for own items after n_anchors={cfg.n_anchors} and "
+                f"overlap={cfg.overlap}; raise group.size or lower the others"
+            )
+        return cfg
+
+
+def _kmeans(x: np.ndarray, k: int, seed: int, minibatch_above: int) -> np.ndarray:
+    if k <= 1 or len(x) <= 1:
+        return np.zeros(len(x), dtype=np.int64)
+    k = min(k, len(x))
+    if len(x) > minibatch_above:
+        model: Any = MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=3, batch_size=4096)
+    else:
+        model = KMeans(n_clusters=k, random_state=seed, n_init=3)
+    return np.asarray(model.fit_predict(x), dtype=np.int64)
+
+
+def choose_anchors(embeddings: np.ndarray, n_anchors: int, seed: int) -> np.ndarray:
+    """Global anchors: the item nearest each of ``n_anchors`` k-means centroids (distinct, sorted ids)."""
+    n = len(embeddings)
+    if n_anchors == 0 or n == 0:
+        return np.zeros(0, dtype=np.int64)
+    n_anchors = min(n_anchors, n)
+    labels = _kmeans(embeddings, n_anchors, seed, minibatch_above=10**9)
+    anchors: list[int] = []
+    for c in range(labels.max() + 1):
+        members = np.flatnonzero(labels == c)
+        centroid = embeddings[members].mean(axis=0)
+        order = members[np.argsort(-(embeddings[members] @ centroid), kind="stable")]
+        pick = next((int(i) for i in order if int(i) not in anchors), None)
+        if pick is not None:
+            anchors.append(pick)
+    return np.array(sorted(anchors), dtype=np.int64)
+
+
+def _split_large(members: np.ndarray, x: np.ndarray, cap: int) -> list[np.ndarray]:
+    """Cut a cluster bigger than ``cap`` into contiguous chunks along its main direction (keeps neighbours together)."""
+    if len(members) <= cap:
+        return [members]
+    pts = x[members] - x[members].mean(axis=0)
+    _, _, vt = np.linalg.svd(pts, full_matrices=False)
+    proj = pts @ vt[0]
+    ordered = members[np.lexsort((members, proj))]
+    n_chunks = math.ceil(len(members) / cap)
+    return [chunk for chunk in np.array_split(ordered, n_chunks) if len(chunk)]
+
+
+def make_groups(embeddings: np.ndarray, cfg: GroupConfig, rounds: int, seed: int) -> pd.DataFrame:
+    """Groups for few-shot rounds 1..rounds as a ``groups.parquet`` frame (round, group_id, item_id, is_anchor)."""
+    if rounds < 1:
+        raise GroupError(f"base.rounds={rounds}: need at least one few-shot round")
+    n = len(embeddings)
+    if n == 0:
+        raise GroupError("no items to group; check the load stage's filters and runs.<run>.n")
+    x = np.asarray(embeddings, dtype=np.float64)
+    anchors = choose_anchors(x, cfg.n_anchors if n > cfg.size else 0, seed)
+    rest = np.setdiff1d(np.arange(n), anchors)
+    core = cfg.size - len(anchors) - cfg.overlap
+    rows: list[tuple[int, int, int, bool]] = []
+    for r in range(1, rounds + 1):
+        k = max(1, math.ceil(len(rest) / core)) + (r - 1)
+        labels = _kmeans(x[rest], k, seed * 1000 + r, cfg.minibatch_above)
+        cores: list[np.ndarray] = []
+        for c in np.unique(labels):
+            cores.extend(_split_large(rest[labels == c], x, core))
+        cores.sort(key=lambda m: int(m.min()))
+        for gid, members in enumerate(cores):
+            group = [int(i) for i in np.sort(members)]
+            if cfg.overlap and len(rest) > len(members):
+                centroid = x[members].mean(axis=0)
+                outside = np.setdiff1d(rest, members)
+                sims = x[outside] @ centroid
+                nearest = outside[np.lexsort((outside, -sims))[: cfg.overlap]]
+                group.extend(int(i) for i in np.sort(nearest))
+            rows.extend((r, gid, i, False) for i in group)
+            rows.extend((r, gid, int(a), True) for a in anchors)
+    df = pd.DataFrame(rows, columns=GROUP_COLUMNS)
+    df = df.astype({"round": "int64", "group_id": "int64", "item_id": "int64", "is_anchor": "bool"})
+    return df.sort_values(["round", "group_id", "is_anchor", "item_id"], kind="stable").reset_index(drop=True)
+
+
+def check_groups(groups: pd.DataFrame, n_items: int, rounds: int) -> None:
+    """Invariants every later stage relies on: each item in ≥ 1 group per round, ids in range."""
+    for r in range(1, rounds + 1):
+        members = set(groups.loc[groups["round"] == r, "item_id"].tolist())
+        missing = set(range(n_items)) - members
+        if missing:
+            raise GroupError(f"round {r}: items {sorted(missing)[:5]} are in no group (bug in grouping)")

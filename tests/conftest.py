@@ -1,0 +1,14 @@
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from helpers import make_copy
+
+
+@pytest.fixture
+def repo_copy(tmp_path: Path) -> Path:
+    """A temporary git copy of the repo with tests/fixtures/params.tiny.yaml as params.yaml."""
+    return make_copy(tmp_path / "repo")

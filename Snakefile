@@ -10,9 +10,14 @@ configfile: "params.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/oracle.smk"
+include: "workflow/rules/optimize.smk"
+include: "workflow/rules/baselines.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
     input:
-        expand("results/{run}/groups.parquet", run=config["pipeline"]["default_runs"]),
+        expand("results/{run}/report.html", run=config["pipeline"]["default_runs"]),
+        expand("results/{run}/export", run=config["pipeline"]["default_runs"]),
     default_target: True

@@ -11,8 +11,19 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "fixtures" / "params.tiny.yaml"
 # What a copy needs: code, workflow, data, params. Results, caches and the venv stay behind.
 COPY_IGNORE = shutil.ignore_patterns(
-    ".venv", ".git", "results", "logs", ".snakemake", ".cache", "__pycache__", ".pytest_cache", ".mypy_cache",
-    ".ruff_cache", ".hypothesis", "runs", "tmp",
+    ".venv",
+    ".git",
+    "results",
+    "logs",
+    ".snakemake",
+    ".cache",
+    "__pycache__",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".hypothesis",
+    "runs",
+    "tmp",
 )
 
 

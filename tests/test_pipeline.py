@@ -1,13 +1,15 @@
 """Both drivers for real: Snakemake and DVC on the tiny params in a temporary git copy of the repo.
 
-Shows the caching contract of DESIGN.md: nothing to do when nothing changed; a grouping edit re-runs group (not load
-or embed); a source edit re-runs its stage; editing another run's entry re-runs nothing of this run; both drivers
-write byte-identical outputs.
+The caching contract of DESIGN.md: both drivers write byte-identical outputs; nothing to do when nothing changed; a
+grouping edit re-runs group and what follows (not load or embed); editing one swept config re-runs only its optimize
+job, select, evaluate, report and export with no oracle call; editing another run's entry re-runs nothing of this run;
+a source edit re-runs its stage.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from pathlib import Path
 
@@ -18,28 +20,29 @@ from helpers import sh
 
 pytestmark = pytest.mark.slow
 
-TARGET = "results/tiny/groups.parquet"
-OUTPUTS = ["results/tiny/items.parquet", "results/tiny/embeddings.npy", "results/tiny/groups.parquet"]
+RUN = "results/tiny"
+AFTER_CONFIG_EDIT = {"optimize", "select", "evaluate", "report", "export"}
 
 
-def digest(repo: Path) -> dict[str, str]:
-    return {p: hashlib.sha256((repo / p).read_bytes()).hexdigest() for p in OUTPUTS}
+def parquet_digests(repo: Path) -> dict[str, str]:
+    """Every Parquet/NumPy output of the run (telemetry excluded by design)."""
+    files = sorted((repo / RUN).rglob("*.parquet")) + sorted((repo / RUN).rglob("*.npy"))
+    return {str(f.relative_to(repo)): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
 
 
-def snakemake_plan(repo: Path, target: str = TARGET) -> set[str]:
-    """Rules Snakemake would run for ``target`` (a dry run)."""
+def snakemake_plan(repo: Path, target: str = "") -> set[str]:
+    """Rules a dry run would execute."""
     out = sh(f"snakemake -n --cores 2 {target}", repo).stdout
     if "Nothing to be done" in out:
         return set()
     table = out.split("Job stats:")[1].split("\n\n")[0]
-    rows = [line.split() for line in table.splitlines()[3:]]
-    return {r[0] for r in rows if len(r) == 2 and r[0] != "total"}
+    rows = [line.split() for line in table.splitlines()[2:]]
+    return {r[0] for r in rows if len(r) == 2 and r[0] not in ("total", "all")}
 
 
-def dvc_stale(repo: Path) -> set[str]:
-    """Stages `dvc status` reports as changed (names like group@tiny)."""
-    out = sh("dvc status", repo).stdout
-    return set(re.findall(r"^(\S+@\S+):$", out, flags=re.M))
+def dvc_stale(repo: Path, target: str = "") -> set[str]:
+    """Jobs of run tiny that `dvc status` reports as changed (``optimize_full--tiny`` → ``optimize_full``)."""
+    return set(re.findall(r"^(\S+)--tiny:$", sh(f"dvc status {target}", repo).stdout, flags=re.M))
 
 
 def edit_params(repo: Path, fn) -> None:
@@ -49,45 +52,75 @@ def edit_params(repo: Path, fn) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def test_snakemake_and_dvc_build_the_same_files_and_cache(repo_copy: Path) -> None:
+def oracle_calls(repo: Path) -> int:
+    return sum(json.loads(f.read_text()).get("calls", 0) for f in (repo / RUN / "telemetry").glob("*.json"))
+
+
+def test_both_drivers_same_outputs_and_exact_reruns(repo_copy: Path) -> None:
     repo = repo_copy
-    sh(f"snakemake --cores 2 {TARGET}", repo)
-    for stage in ("load", "embed", "group"):
+    sh("snakemake --cores 2", repo)
+    assert (repo / RUN / "report.html").exists() and (repo / RUN / "export" / "labels.jsonl").exists()
+    for stage in ("load", "embed", "group", "query_r0", "optimize_full", "report"):
         assert (repo / "logs" / "tiny" / f"{stage}.log").exists()
-    by_snakemake = digest(repo)
+    by_snakemake = parquet_digests(repo)
     assert snakemake_plan(repo) == set()
 
     sh("dvc repro", repo)
-    assert digest(repo) == by_snakemake, "Snakemake and DVC disagree on the outputs"
+    assert parquet_digests(repo) == by_snakemake, "Snakemake and DVC disagree on the outputs"
     assert dvc_stale(repo) == set()
 
-    # A grouping parameter: group (and only group) re-runs, in both tools.
-    edit_params(repo, lambda p: p["group"].update(size=7))
-    assert snakemake_plan(repo) == {"group"}
-    assert dvc_stale(repo) == {"group@tiny"}
-
     # Another run's entry: nothing of `tiny` re-runs.
-    sh("git checkout params.yaml", repo)
     edit_params(repo, lambda p: p["runs"]["other"].update(n=20))
     assert snakemake_plan(repo) == set()
     assert dvc_stale(repo) == set()
-
-    # The stage's own source: it re-runs, and what follows it.
     sh("git checkout params.yaml", repo)
+
+    # A grouping parameter: group and everything downstream of it, never load, embed or zero-shot.
+    edit_params(repo, lambda p: p["group"].update(size=7))
+    plan = snakemake_plan(repo)
+    assert "group" in plan and not plan & {"load", "embed", "query_zero_shot", "priors"}
+    sh("git checkout params.yaml", repo)
+
+    # One swept config: only its optimize job and what follows, in both tools; then no oracle call.
+    edit_params(repo, lambda p: p["optimize"]["configs"]["full"]["weights"].update(prior=0.5))
+    assert snakemake_plan(repo) == AFTER_CONFIG_EDIT
+    assert dvc_stale(repo) == {"optimize_full", "select", "evaluate", "report", "export"}
+    calls_before = oracle_calls(repo)
+    sh("snakemake --cores 2", repo)
+    assert oracle_calls(repo) == calls_before
+
+
+def test_backbone_caching_and_source_edits(repo_copy: Path) -> None:
+    repo = repo_copy
+    target = f"{RUN}/groups.parquet"
+    sh(f"snakemake --cores 2 {target}", repo)
+    assert snakemake_plan(repo, target) == set()
+    sh("dvc repro group--tiny", repo)
+    assert dvc_stale(repo, "group--tiny") == set()
+
+    edit_params(repo, lambda p: p["group"].update(size=7))
+    assert snakemake_plan(repo, target) == {"group"}
+    assert dvc_stale(repo, "group--tiny") == {"group"}
+    sh("git checkout params.yaml", repo)
+
+    edit_params(repo, lambda p: p["runs"]["other"].update(n=20))
+    assert snakemake_plan(repo, target) == set()
+    sh("git checkout params.yaml", repo)
+
     with open(repo / "src" / "elicit" / "group.py", "a") as fh:
         fh.write("\n# an edit\n")
-    assert snakemake_plan(repo) == {"group"}
-    assert dvc_stale(repo) == {"group@tiny"}
+    assert snakemake_plan(repo, target) == {"group"}
+    assert dvc_stale(repo, "group--tiny") == {"group"}
     with open(repo / "src" / "elicit" / "embed.py", "a") as fh:
         fh.write("\n# an edit\n")
-    assert snakemake_plan(repo) == {"embed", "group"}
+    assert snakemake_plan(repo, target) == {"embed", "group"}
 
 
 def test_one_stage_alone_by_hand(repo_copy: Path) -> None:
     repo = repo_copy
-    sh("snakemake -j1 results/tiny/embeddings.npy", repo)
+    sh(f"snakemake -j1 {RUN}/embeddings.npy", repo)
     sh("python -m elicit.stages.group --run tiny", repo)
-    assert (repo / TARGET).exists()
+    assert (repo / RUN / "groups.parquet").exists()
     bad = sh("python -m elicit.stages.group --run nosuchrun", repo, check=False)
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines()[-1].startswith("error: unknown run 'nosuchrun'")
@@ -95,6 +128,6 @@ def test_one_stage_alone_by_hand(repo_copy: Path) -> None:
 
 def test_bare_commands_build_only_default_runs(repo_copy: Path) -> None:
     out = sh("snakemake -n --cores 2", repo_copy).stdout
-    assert "results/tiny/groups.parquet" in out and "results/other/" not in out
+    assert "results/tiny/report.html" in out and "results/other/" not in out
     stages = sh("dvc stage list", repo_copy).stdout
-    assert "group@tiny" in stages and "@other" not in stages
+    assert "group--tiny" in stages and "--other" not in stages

@@ -51,16 +51,16 @@ def load_params(path: Path | str = "params.yaml") -> dict[str, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ParamsError(f"{path}:{where} is not valid YAML ({getattr(exc, 'problem', exc)}); fix the syntax") from None
+        raise ParamsError(
+            f"{path}:{where} is not valid YAML ({getattr(exc, 'problem', exc)}); fix the syntax"
+        ) from None
     if not isinstance(params, dict):
         raise ParamsError(f"{path} must be a mapping of sections (datasets, oracles, runs, ...)")
     validate_params(params, str(path))
     for run, entry in params["runs"].items():
         if entry["dataset"] not in params["datasets"]:
             known = ", ".join(sorted(params["datasets"]))
-            raise ParamsError(
-                f"{path}: runs.{run}.dataset: unknown dataset '{entry['dataset']}'; use one of: {known}"
-            )
+            raise ParamsError(f"{path}: runs.{run}.dataset: unknown dataset '{entry['dataset']}'; use one of: {known}")
         if entry["oracle"] not in params["oracles"]:
             known = ", ".join(sorted(params["oracles"]))
             raise ParamsError(f"{path}: runs.{run}.oracle: unknown oracle '{entry['oracle']}'; use one of: {known}")

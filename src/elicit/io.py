@@ -37,9 +37,9 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
             tmp_path.unlink()
 
 
-def write_parquet(df: pd.DataFrame, path: Path | str) -> None:
-    """Write a frame as Parquet atomically and deterministically (no index, no created_by drift)."""
-    table = pa.Table.from_pandas(df, preserve_index=False)
+def write_parquet(df: pd.DataFrame, path: Path | str, schema: pa.Schema | None = None) -> None:
+    """Write a frame as Parquet atomically and deterministically (no index); ``schema`` keeps types of empty frames."""
+    table = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd", write_statistics=True)
 

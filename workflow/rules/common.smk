@@ -17,7 +17,7 @@ wildcard_constraints:
 
 def sources(stage):
     """Source files of a stage: editing one re-runs it."""
-    return list(pipeline.STAGE_BY_NAME[stage].all_sources)
+    return pipeline.sources(stage)
 
 
 def tracked(stage):
@@ -27,3 +27,40 @@ def tracked(stage):
 
 def dataset_file(wildcards):
     return pipeline.data_file(config, wildcards.run)
+
+
+ROUNDS = int(config["base"]["rounds"])
+CONFIGS = list(config.get("optimize", {}).get("configs", {}))
+VOTE_METHODS = list(pipeline.VOTE_METHODS)
+FEWSHOT_METHODS = list(pipeline.FEWSHOT_METHODS)
+LABEL_DIRS = [f"results/{{run}}/labels/{m}" for m in [*CONFIGS, "selected", *VOTE_METHODS, "icm", *FEWSHOT_METHODS]]
+ALL_PREDICTIONS = [f"results/{{run}}/round{r}/predictions.parquet" for r in range(ROUNDS + 1)]
+FEWSHOT_PREDICTIONS = ALL_PREDICTIONS[1:]
+
+
+wildcard_constraints:
+    r="[1-9][0-9]*",
+    config="|".join(CONFIGS) or "NO_CONFIGS",
+    method="|".join(FEWSHOT_METHODS),
+
+
+def tracked_config(stage):
+    """Like tracked(), for per-config jobs."""
+    return lambda wildcards: pipeline.tracked_params(config, stage, wildcards.run, wildcards.config)
+
+
+def oracle_slots(wildcards):
+    """1 for a run whose oracle is an embedded llama.cpp server: the profile allows one such job at a time."""
+    oracle = config["oracles"][config["runs"][wildcards.run]["oracle"]]
+    return 1 if oracle["kind"] == "embedded" else 0
+
+
+def shown_labels(wildcards):
+    """Round 1 shows the zero-shot priors; round r shows the loop fit of round r - 1."""
+    r = int(wildcards.r)
+    return f"results/{wildcards.run}/priors.parquet" if r == 1 else f"results/{wildcards.run}/round{r - 1}/fit.parquet"
+
+
+def predictions_through(wildcards):
+    """Few-shot predictions of rounds 1..r (what the loop fit of round r sees)."""
+    return [f"results/{wildcards.run}/round{q}/predictions.parquet" for q in range(1, int(wildcards.r) + 1)]

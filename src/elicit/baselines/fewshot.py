@@ -1,0 +1,589 @@
+"""Few-shot baselines that make their own oracle calls: golden, random and bootstrapped shown labels.
+
+All three ask the same kind of prompt: one target, ``k_context`` other items of one of its round-1 groups
+shown with a label, in each framing; p_true = sigmoid(mean score over framings). They differ in shown labels:
+
+golden_fewshot     gold labels: the reference ceiling of PGR, and the ONLY baseline that reads gold.
+random_fewshot     a random labelling with the class balance estimated without gold: what showing labels at
+                   all is worth (format, priming) when the labels carry no information.
+bootstrap_fewshot  the model's own labels: zero-shot first, then re-prompted with its current labels for a
+                   few rounds, repairing logical inconsistencies after each (self-training without search).
+
+Oracle calls go through an ``ask`` callable (the stage closes it over the shared client and cache), so these
+are pure functions that tests drive with a fake oracle. This module also holds what ICM shares with
+bootstrap: query rows, consistency rules and their repair.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from elicit.baselines.votes import (
+    as_float,
+    estimate_class_balance,
+    labels_frame,
+    prior_scores,
+    sigmoid,
+)
+
+Ask = Callable[[pd.DataFrame], pd.DataFrame]
+"""Oracle driver as the baselines see it: query rows in, the same rows with answer columns (``score``...) out.
+"""
+
+QUERY_COLUMNS = [
+    "query_id",
+    "round",
+    "group_id",
+    "target_id",
+    "kind",
+    "framing",
+    "template_id",
+    "context_ids",
+    "context_shown",
+    "perm_seed",
+    "flipped_pos",
+    "flip_of",
+]
+FRAMINGS = ("pos", "neg")
+RULES = ("none", "at_most_one_true", "exactly_one_true", "same_answer_same_label")
+UNLABELLED = -1
+DECIDED_MARGIN = 0.05
+"""Log-odds given to a label that has no supporting score of its own (e.g. imposed by the consistency repair):
+it still thresholds to its label, with almost no confidence.
+"""
+
+
+class BaselineConfigError(ValueError):
+    """A ``baselines:`` params entry is malformed; one line naming the key and the fix."""
+
+
+# ----------------------------------------------------------------------------------------------------
+# Configs
+
+
+def check_keys(section: str, d: Mapping[str, Any], allowed: set[str]) -> None:
+    if not isinstance(d, Mapping):
+        raise BaselineConfigError(f"baselines.{section}: must be a mapping, got {type(d).__name__}")
+    unknown = sorted(set(d) - allowed)
+    if unknown:
+        raise BaselineConfigError(
+            f"baselines.{section}.{unknown[0]}: unknown key; allowed keys: {', '.join(sorted(allowed))}"
+        )
+
+
+def check_framings(section: str, framings: Sequence[str]) -> tuple[str, ...]:
+    out = tuple(str(f) for f in framings)
+    if not out or any(f not in FRAMINGS for f in out) or len(set(out)) != len(out):
+        raise BaselineConfigError(
+            f"baselines.{section}.framings: {list(out)!r} is not a list of distinct framings; use [pos, neg] or [pos]"
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class FewShotConfig:
+    """params ``baselines.fewshot`` (golden, random and bootstrap prompts)."""
+
+    k_context: int = 4
+    """context items per prompt, drawn from the target's group (fewer if the group is smaller)."""
+    framings: tuple[str, ...] = FRAMINGS
+    """framings asked per target; p_true averages their scores, so both cancel acquiescence."""
+    template_id: str | None = None
+    """template of every prompt; the stage fills in the dataset's first template when unset."""
+    group_round: int = 1
+    """which grouping's groups supply the context (golden and random; bootstrap round r uses grouping r)."""
+
+    def __post_init__(self) -> None:
+        if self.k_context < 1:
+            raise BaselineConfigError(f"baselines.fewshot.k_context={self.k_context}: must be >= 1")
+        object.__setattr__(self, "framings", check_framings("fewshot", self.framings))
+
+    @classmethod
+    def from_params(cls, d: Mapping[str, Any] | None) -> FewShotConfig:
+        d = dict(d or {})
+        check_keys("fewshot", d, {"k_context", "framings", "template_id", "group_round"})
+        if "framings" in d:
+            d["framings"] = tuple(d["framings"])
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class BootstrapConfig:
+    """params ``baselines.bootstrap``."""
+
+    rounds: int = 2
+    """re-prompting rounds after the zero-shot labels."""
+
+    def __post_init__(self) -> None:
+        if self.rounds < 1:
+            raise BaselineConfigError(f"baselines.bootstrap.rounds={self.rounds}: must be >= 1")
+
+    @classmethod
+    def from_params(cls, d: Mapping[str, Any] | None) -> BootstrapConfig:
+        d = dict(d or {})
+        check_keys("bootstrap", d, {"rounds"})
+        return cls(**d)
+
+
+def require_template(template_id: str | None, section: str) -> str:
+    if template_id is None:
+        raise BaselineConfigError(
+            f"baselines.{section}.template_id is unset; pass the dataset's template id "
+            "(the stage uses the first template of the dataset)"
+        )
+    return str(template_id)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Query rows
+
+
+@dataclass
+class QueryRows:
+    """Accumulates query rows (the shared schema), then builds one frame for ``ask``."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(
+        self,
+        query_id: str,
+        round_: int,
+        group_id: int,
+        target_id: int,
+        kind: str,
+        framing: str,
+        template_id: str,
+        context_ids: Sequence[int],
+        context_shown: Sequence[int],
+        perm_seed: int,
+    ) -> None:
+        self.rows.append(
+            {
+                "query_id": query_id,
+                "round": int(round_),
+                "group_id": int(group_id),
+                "target_id": int(target_id),
+                "kind": kind,
+                "framing": framing,
+                "template_id": template_id,
+                "context_ids": np.asarray(context_ids, dtype=np.int64),
+                "context_shown": np.asarray(context_shown, dtype=np.int8),
+                "perm_seed": int(perm_seed),
+                "flipped_pos": -1,
+                "flip_of": None,
+            }
+        )
+
+    def frame(self) -> pd.DataFrame:
+        """The rows as one frame with the schema's dtypes (list columns hold int64 / int8 arrays)."""
+        n = len(self.rows)
+        cols: dict[str, Any] = {}
+        for col in QUERY_COLUMNS:
+            values = [r[col] for r in self.rows]
+            if col in ("round", "group_id", "target_id", "perm_seed", "flipped_pos"):
+                cols[col] = np.asarray(values, dtype=np.int64)
+            elif col in ("context_ids", "context_shown"):
+                arr = np.empty(n, dtype=object)
+                for k, v in enumerate(values):
+                    arr[k] = v
+                cols[col] = arr
+            elif col == "flip_of":
+                cols[col] = pd.Series([None] * n, dtype="str")  # a string column, all null
+            else:
+                cols[col] = pd.Series(values, dtype="str")
+        return pd.DataFrame(cols)
+
+
+def ask_scores(ask: Ask, queries: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Ask, check every query came back, and map query_id -> score (NaN if missing)."""
+    if queries.empty:
+        return queries.copy(), {}
+    answered = ask(queries)
+    if "query_id" not in answered or "score" not in answered:
+        raise ValueError("ask() must return the query rows with a 'score' column (and query_id)")
+    got = dict(zip(map(str, answered["query_id"].to_list()), as_float(answered["score"]), strict=True))
+    lost = set(map(str, queries["query_id"].to_list())) - set(got)
+    if lost:
+        raise ValueError(f"ask() returned no answer for {len(lost)} queries, e.g. {sorted(lost)[0]!r}")
+    return answered, got
+
+
+def mean_scores(queries: pd.DataFrame, scores: Mapping[str, float], n_items: int) -> np.ndarray:
+    """Mean non-missing score per target over its queries (NaN where none), items 0..n_items-1."""
+    if queries.empty:
+        return np.full(n_items, np.nan)
+    s = pd.Series([scores[q] for q in queries["query_id"].astype(str)], index=queries["target_id"].to_numpy())
+    return s.dropna().groupby(level=0).mean().reindex(range(n_items)).to_numpy(dtype=float, na_value=np.nan)
+
+
+def concat_calls(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """All answered query rows of a baseline, in asking order (the ``calls.parquet`` table)."""
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return QueryRows().frame()
+    return pd.concat(frames, ignore_index=True)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Contexts from groups
+
+
+def _rng(seed: int, *salt: int) -> np.random.Generator:
+    return np.random.default_rng([int(seed), *[int(s) for s in salt]])
+
+
+def fewshot_contexts(
+    n_items: int,
+    groups: pd.DataFrame,
+    k: int,
+    seed: int,
+    group_round: int = 1,
+    salt: int = 0,
+) -> list[tuple[int, list[int], int]]:
+    """Per target 0..n_items-1: (group_id, context item ids in shown order, perm_seed).
+
+    The target's group is drawn among the groups of ``group_round`` it belongs to (the smallest round present
+    if that one is absent); the context is ``k`` other members drawn at random, ordered by a permutation
+    seeded with perm_seed. An item in no group gets ``k`` random other items (group_id -1). Reads no labels,
+    so golden and random few-shot (same seed and salt) ask about identical contexts.
+    """
+    rng = _rng(seed, 7919, salt)
+    g = groups
+    if len(g):
+        rounds = sorted(int(r) for r in g["round"].astype(np.int64).unique())
+        r = group_round if group_round in rounds else rounds[0]
+        g = g[g["round"] == r]
+    gid_col = g["group_id"].to_numpy(dtype=np.int64)
+    item_col = g["item_id"].to_numpy(dtype=np.int64)
+    members = {int(gid): np.sort(item_col[gid_col == gid]) for gid in np.unique(gid_col)}
+    of_item: dict[int, list[int]] = {}
+    for gid, ids in members.items():
+        for i in ids:
+            of_item.setdefault(int(i), []).append(gid)
+    out: list[tuple[int, list[int], int]] = []
+    everyone = np.arange(n_items, dtype=np.int64)
+    for t in range(n_items):
+        gids = of_item.get(t)
+        if gids:
+            gid = int(gids[int(rng.integers(len(gids)))])
+            pool = members[gid]
+        else:
+            gid, pool = -1, everyone
+        pool = pool[pool != t]
+        chosen = rng.choice(pool, size=min(k, len(pool)), replace=False) if len(pool) else pool
+        perm_seed = int(rng.integers(2**31 - 1))
+        order = np.random.default_rng(perm_seed).permutation(len(chosen))
+        out.append((gid, [int(c) for c in np.asarray(chosen)[order]], perm_seed))
+    return out
+
+
+def _fewshot_queries(
+    name: str,
+    seed: int,
+    round_: int,
+    contexts: Sequence[tuple[int, list[int], int]],
+    shown_of: Callable[[list[int]], tuple[list[int], list[int]]],
+    framings: Sequence[str],
+    template_id: str,
+) -> pd.DataFrame:
+    """One query per target per framing; ``shown_of`` maps the context to (kept ids, their shown labels)."""
+    q = QueryRows()
+    for t, (gid, ctx, perm_seed) in enumerate(contexts):
+        ids, shown = shown_of(ctx)
+        rtag = f"-r{round_}" if round_ >= 0 else ""
+        for f in framings:
+            q.add(f"{name}-s{seed}{rtag}-t{t}-{f}", round_, gid, t, name, f, template_id, ids, shown, perm_seed)
+    return q.frame()
+
+
+# ----------------------------------------------------------------------------------------------------
+# Consistency rules (shared with ICM)
+
+
+def check_rule(rule: str, items: pd.DataFrame) -> None:
+    """The dataset's consistency rule must be known, and same_answer_same_label needs an answer_key column."""
+    if rule not in RULES:
+        raise ValueError(f"consistency rule {rule!r} unknown; use one of {', '.join(RULES)}")
+    if rule == "same_answer_same_label" and "answer_key" not in items:
+        raise ValueError("consistency rule same_answer_same_label needs an answer_key column in items")
+
+
+def consistency_members(items: pd.DataFrame) -> list[np.ndarray]:
+    """Item ids of each consistency group with at least two members (null consistency_id = no group)."""
+    cid = items["consistency_id"] if "consistency_id" in items else pd.Series(pd.NA, index=items.index)
+    df = pd.DataFrame({"item_id": items["item_id"].astype(np.int64).to_numpy(), "cid": cid.to_numpy()})
+    df = df[df["cid"].notna()]
+    out = [np.sort(sub["item_id"].to_numpy()) for _, sub in df.groupby("cid", sort=True)]
+    return [m for m in out if len(m) >= 2]
+
+
+def answer_keys(items: pd.DataFrame, n_items: int) -> np.ndarray:
+    """answer_key per item id (object array; None where absent)."""
+    keys = np.full(n_items, None, dtype=object)
+    if "answer_key" in items:
+        for i, k in zip(items["item_id"].astype(int), items["answer_key"], strict=True):
+            keys[i] = None if pd.isna(k) else str(k)
+    return keys
+
+
+def group_inconsistencies(labels: np.ndarray, members: np.ndarray, keys: np.ndarray, rule: str) -> int:
+    """Violations inside one group among its labelled members (the rules of elicit.datasets).
+
+    at_most_one_true: pairs labelled 1 together. exactly_one_true: the same, plus 1 if every member is
+    labelled and none is 1. same_answer_same_label: pairs with the same answer_key and different labels, plus
+    pairs with different answer_keys both labelled 1 (two different final answers cannot both be correct);
+    members without an answer_key take no part, as in the optimizer's consistency loss.
+    """
+    if rule == "none":
+        return 0
+    lab = labels[members]
+    known = lab != UNLABELLED
+    n1 = int((lab == 1).sum())
+    if rule == "at_most_one_true":
+        return n1 * (n1 - 1) // 2
+    if rule == "exactly_one_true":
+        return n1 * (n1 - 1) // 2 + int(bool(known.all()) and n1 == 0)
+    ones: dict[str, int] = {}
+    zeros: dict[str, int] = {}
+    for m, y in zip(members, lab, strict=True):
+        if y != UNLABELLED and keys[m] is not None:
+            counter = ones if y == 1 else zeros
+            counter[str(keys[m])] = counter.get(str(keys[m]), 0) + 1
+    same_key = sum(n * zeros.get(k, 0) for k, n in ones.items())
+    total_ones = sum(ones.values())
+    other_key_ones = (total_ones**2 - sum(n * n for n in ones.values())) // 2
+    return same_key + other_key_ones
+
+
+def count_inconsistencies(labels: np.ndarray, groups: Sequence[np.ndarray], keys: np.ndarray, rule: str) -> int:
+    """Total violations over all consistency groups."""
+    return sum(group_inconsistencies(labels, m, keys, rule) for m in groups)
+
+
+def _best(cands: Sequence[int], scores: np.ndarray) -> int:
+    """The candidate with the highest score (NaN counts as 0; ties: lowest id)."""
+    s = np.nan_to_num(scores[list(cands)], nan=0.0)
+    return int(list(cands)[int(np.argmax(s))])
+
+
+def fix_group(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    members: np.ndarray,
+    keys: np.ndarray,
+    rule: str,
+    fixed: int | None = None,
+) -> None:
+    """Repair one group in place, trusting the strongest evidence; ``fixed`` (a just-proposed label) stays.
+
+    at_most_one_true / exactly_one_true: of several members labelled 1 only the fixed one, else the one with
+    the highest score, stays 1. exactly_one_true also sets the highest-scoring member to 1 when all are
+    labelled 0. same_answer_same_label: members sharing an answer_key take the fixed member's label, else the
+    sign of their summed scores (majority of labels when no score); then, if several answers are labelled 1,
+    only the fixed member's answer (else the one with the highest summed score) stays 1. Unlabelled members
+    are left unlabelled. Uses no oracle call.
+    """
+    if rule == "none":
+        return
+    lab = labels[members]
+    if rule in ("at_most_one_true", "exactly_one_true"):
+        ones = [int(m) for m in members[lab == 1]]
+        if len(ones) > 1:
+            keep = fixed if fixed in ones else _best(ones, scores)
+            for m in ones:
+                if m != keep:
+                    labels[m] = 0
+        if rule == "exactly_one_true" and bool((labels[members] == 0).all()):
+            cands = [int(m) for m in members if m != fixed]
+            if cands:
+                labels[_best(cands, scores)] = 1
+        return
+    known = [int(m) for m in members if labels[m] != UNLABELLED and keys[m] is not None]
+    classes = {k: [m for m in known if str(keys[m]) == k] for k in sorted({str(keys[m]) for m in known})}
+    for sub in classes.values():  # one label per answer
+        vals = labels[sub]
+        if len(set(vals.tolist())) <= 1:
+            continue
+        if fixed is not None and fixed in sub:
+            value = int(labels[fixed])
+        else:
+            s = np.nan_to_num(scores[sub], nan=0.0)
+            value = int(s.sum() > 0) if np.any(s != 0) else int(vals.mean() > 0.5)
+        labels[sub] = value
+    true_classes = [k for k, sub in classes.items() if labels[sub[0]] == 1]
+    if len(true_classes) > 1:  # at most one answer is correct
+        with_fixed = [k for k in true_classes if fixed is not None and fixed in classes[k]]
+        by_score = sorted(true_classes, key=lambda k: -_class_score(classes[k], scores))
+        winner = with_fixed[0] if with_fixed else by_score[0]
+        for k in true_classes:
+            if k != winner:
+                labels[classes[k]] = 0
+
+
+def _class_score(sub: Sequence[int], scores: np.ndarray) -> float:
+    return float(np.nan_to_num(scores[list(sub)], nan=0.0).sum())
+
+
+def fix_consistency(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    groups: Sequence[np.ndarray],
+    keys: np.ndarray,
+    rule: str,
+) -> np.ndarray:
+    """A repaired copy of ``labels`` (all groups), see `fix_group`."""
+    out = labels.copy()
+    for m in groups:
+        fix_group(out, scores, m, keys, rule)
+    return out
+
+
+def soft_labels(labels: np.ndarray, scores: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """p_true from hard labels and their latest scores: sigmoid(score) where the score agrees with the label,
+    sigmoid(+/-0.05) where it does not or there is none (the label stands, unconfidently); ``fallback`` where
+    unlabelled.
+    """
+    s = np.nan_to_num(np.asarray(scores, dtype=float), nan=0.0)
+    signed = np.where(labels == 1, s, -s)
+    margin = np.where(signed > DECIDED_MARGIN, signed, DECIDED_MARGIN)
+    p = sigmoid(np.where(labels == 1, margin, -margin))
+    return np.where(labels == UNLABELLED, fallback, p)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The baselines
+
+
+def item_count(items: pd.DataFrame) -> int:
+    ids = items["item_id"].astype(int).to_numpy()
+    n = int(ids.max()) + 1 if len(ids) else 0
+    if len(ids) != n or len(np.unique(ids)) != n:
+        raise ValueError(f"items.item_id must be 0..N-1 without gaps; got {len(ids)} rows, max id {n - 1}")
+    return n
+
+
+def golden_fewshot(
+    items_with_gold: pd.DataFrame,
+    groups: pd.DataFrame,
+    ask: Ask,
+    cfg: FewShotConfig,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Few-shot prompts whose shown labels are the GOLD labels: the reference ceiling (PGR's denominator).
+
+    This is the only baseline that reads ``gold``, by design (DESIGN.md "Gold isolation"). One query per item
+    per framing, context = ``k_context`` other members of one of its round-``group_round`` groups; context
+    items without gold are left out of that prompt. p_true = sigmoid(mean score over framings), 0.5 if all
+    answers are missing. Returns (labels, calls).
+    """
+    template_id = require_template(cfg.template_id, "fewshot")
+    n = item_count(items_with_gold)
+    gold = pd.Series(
+        items_with_gold["gold"].to_numpy(dtype=object),
+        index=items_with_gold["item_id"].astype(int).to_numpy(),
+    )
+
+    def shown_of(ctx: list[int]) -> tuple[list[int], list[int]]:
+        kept = [c for c in ctx if not pd.isna(gold[c])]
+        return kept, [int(gold[c]) for c in kept]
+
+    contexts = fewshot_contexts(n, groups, cfg.k_context, seed, cfg.group_round)
+    queries = _fewshot_queries("golden_fewshot", seed, -1, contexts, shown_of, cfg.framings, template_id)
+    calls, scores = ask_scores(ask, queries)
+    return labels_frame(n, sigmoid(mean_scores(queries, scores, n))), calls
+
+
+def random_labelling(priors: pd.DataFrame, n_items: int, seed: int) -> np.ndarray:
+    """A random 0/1 label per item: round(balance * N) ones, balance estimated from the priors (no gold)."""
+    balance = estimate_class_balance(prior_scores(priors, n_items))
+    rng = _rng(seed, 104729)
+    labels = np.zeros(n_items, dtype=np.int8)
+    labels[rng.permutation(n_items)[: int(round(balance * n_items))]] = 1
+    return labels
+
+
+def random_fewshot(
+    items: pd.DataFrame,
+    groups: pd.DataFrame,
+    priors: pd.DataFrame,
+    ask: Ask,
+    cfg: FewShotConfig,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The golden_fewshot prompts (same targets, contexts, order), a random labelling shown instead of gold.
+
+    Why: separates what showing labelled examples does by itself (format, priming) from what correct labels
+    add. The random labelling gives each item one label, with the class balance estimated from the zero-shot
+    priors (`estimate_class_balance`); never reads gold (the column is dropped on entry). Returns (labels,
+    calls).
+    """
+    items = items.drop(columns=["gold"], errors="ignore")
+    template_id = require_template(cfg.template_id, "fewshot")
+    n = item_count(items)
+    shown_labels = random_labelling(priors, n, seed)
+
+    def shown_of(ctx: list[int]) -> tuple[list[int], list[int]]:
+        return ctx, [int(shown_labels[c]) for c in ctx]
+
+    contexts = fewshot_contexts(n, groups, cfg.k_context, seed, cfg.group_round)
+    queries = _fewshot_queries("random_fewshot", seed, -1, contexts, shown_of, cfg.framings, template_id)
+    calls, scores = ask_scores(ask, queries)
+    return labels_frame(n, sigmoid(mean_scores(queries, scores, n))), calls
+
+
+def bootstrap_fewshot(
+    items: pd.DataFrame,
+    groups: pd.DataFrame,
+    priors: pd.DataFrame,
+    ask: Ask,
+    cfg: FewShotConfig,
+    seed: int = 0,
+    rounds: int = 2,
+    consistency_rule: str = "none",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Self-training by prompting: zero-shot labels, then ``rounds`` rounds of few-shot prompts showing the
+    model's own current labels, each followed by the consistency repair (`fix_consistency`, the dataset's
+    rule).
+
+    Start: label = prior score > 0 (an item with no prior score gets a random label at the estimated class
+    balance). Round r (query rows with round = r) takes contexts from grouping r (grouping 1 if absent); an
+    item's new score is its mean over framings, kept from the previous round if all answers are missing.
+    p_true = sigmoid(last score) where it agrees with the final label (else +/-0.05 log-odds, see
+    `soft_labels`). Never reads gold (the column is dropped on entry). Returns (labels, calls): calls holds
+    every query, so ``len(calls)`` is the call count.
+    """
+    items = items.drop(columns=["gold"], errors="ignore")
+    template_id = require_template(cfg.template_id, "fewshot")
+    check_rule(consistency_rule, items)
+    if rounds < 1:
+        raise BaselineConfigError(f"baselines.bootstrap.rounds={rounds}: must be >= 1")
+    n = item_count(items)
+    cgroups = consistency_members(items)
+    keys = answer_keys(items, n)
+    scores = prior_scores(priors, n)
+    rng = _rng(seed, 15485863)
+    coin = (rng.random(n) < estimate_class_balance(scores)).astype(np.int8)
+    labels = np.where(np.isfinite(scores), (scores > 0).astype(np.int8), coin).astype(np.int8)
+    labels = fix_consistency(labels, scores, cgroups, keys, consistency_rule)
+    frames = []
+    for r in range(1, rounds + 1):
+        current = labels.copy()
+
+        def shown_of(ctx: list[int], current: np.ndarray = current) -> tuple[list[int], list[int]]:
+            return ctx, [int(current[c]) for c in ctx]
+
+        contexts = fewshot_contexts(n, groups, cfg.k_context, seed, group_round=r, salt=r)
+        queries = _fewshot_queries("bootstrap_fewshot", seed, r, contexts, shown_of, cfg.framings, template_id)
+        calls, got = ask_scores(ask, queries)
+        frames.append(calls)
+        new = mean_scores(queries, got, n)
+        fresh = np.isfinite(new)
+        scores = np.where(fresh, new, scores)
+        labels = np.where(fresh, (new > 0).astype(np.int8), labels).astype(np.int8)
+        labels = fix_consistency(labels, scores, cgroups, keys, consistency_rule)
+    return labels_frame(n, soft_labels(labels, scores, np.full(n, 0.5))), concat_calls(frames)

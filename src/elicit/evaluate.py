@@ -1,0 +1,702 @@
+"""Score label sets against gold, and describe them without gold.
+
+Why this module exists: the project claims "these labels beat just asking the model", so every number
+here must be honest about noise. All comparisons are *paired*: one set of bootstrap resamples of the gold
+items is drawn per run and shared by every method and seed, so a difference between two methods is computed
+on the same resampled items.
+
+The metrics table (``metrics.parquet``) has exactly the columns
+``method, seed, metric, value, ci_low, ci_high``:
+
+* per seed (``seed >= 0``): ``accuracy`` (``p_true >= 0.5``), ``balanced_accuracy`` (mean recall over the
+  classes present), ``auroc`` (only when both classes occur in gold; never NaN), ``ece`` (equal-mass bins),
+  ``log_loss`` (p clipped to [1e-6, 1 - 1e-6]), each with a percentile bootstrap CI (widened if needed so it
+  contains the point);
+* ``seed == -1`` ("mean over seeds"): for the five metrics above, ``value`` = mean over seeds and
+  ``ci_low``/``ci_high`` = mean -/+ std over seeds (sample std, 0 for a single seed) -- the spread across
+  restarts, not a confidence interval;
+* comparison metrics with a real paired bootstrap CI, per seed and at ``seed == -1`` (where the method's
+  accuracy is first averaged over its seeds inside each resample): ``accuracy_seed_mean`` (only at ``-1``),
+  ``delta_accuracy_vs_<ref>`` for ``ref`` in :data:`REFERENCES` (``method - ref``, ref averaged over its
+  seeds), and ``pgr`` = (method - zero_shot) / (golden_fewshot - zero_shot), written only when the bootstrap
+  CI of the denominator excludes 0.
+
+An item a method did not label counts as ``p_true = 0.5`` (a coin flip, labelled 1 by the threshold), so a
+coverage gap costs the method instead of silently shrinking its test set; this is reported in ``notes``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+Labels = Mapping[str, Mapping[int, pd.DataFrame]]
+"""method -> seed -> DataFrame(item_id, p_true)."""
+
+BASELINES: tuple[str, ...] = (
+    "zero_shot",
+    "zero_shot_calibrated",
+    "few_shot_mean",
+    "majority_vote",
+    "dawid_skene",
+    "icm",
+    "random_fewshot",
+    "bootstrap_fewshot",
+    "golden_fewshot",
+)
+GOLD_READING: tuple[str, ...] = ("golden_fewshot",)
+"""Methods that read gold labels: reference points, never candidates."""
+REFERENCES: tuple[str, ...] = ("zero_shot", "few_shot_mean", "golden_fewshot")
+"""Every method gets a paired accuracy difference against each of these (when present)."""
+COLUMNS: list[str] = ["method", "seed", "metric", "value", "ci_low", "ci_high"]
+MEAN_SEED = -1
+BASE_METRICS: tuple[str, ...] = ("accuracy", "balanced_accuracy", "auroc", "ece", "log_loss")
+LOWER_IS_BETTER: frozenset[str] = frozenset({"ece", "log_loss"})
+CONSISTENCY_RULES: dict[str, str] = {
+    "none": "no logical constraint between items",
+    "at_most_one_true": "at most one item of a consistency group may be labelled 1",
+    "exactly_one_true": "exactly one item of a consistency group must be labelled 1",
+    "all_equal": "all items of a consistency group (paraphrases) must share one label",
+    "answer_key": (
+        "items of a group with the same answer_key share one label, and at most one answer_key of a group is true"
+    ),
+}
+_RULE_ALIASES = {"paraphrase": "all_equal", "paraphrases": "all_equal", "same_label": "all_equal", "": "none"}
+_EPS = 1e-6
+_CHUNK_CELLS = 4_000_000  # bootstrap rows x items processed at once: bounds memory at a few hundred MB
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """The ``evaluate:`` section of params.yaml."""
+
+    n_boot: int = 1000
+    """Bootstrap resamples of the gold items (shared by all methods, so comparisons are paired)."""
+    ece_bins: int = 10
+    """Equal-mass bins for the expected calibration error."""
+    ci: float = 0.95
+    """Coverage of the percentile bootstrap intervals."""
+
+    def __post_init__(self) -> None:
+        if self.n_boot < 0:
+            raise ValueError(f"evaluate.n_boot: {self.n_boot} must be >= 0; use e.g. 1000")
+        if self.ece_bins < 1:
+            raise ValueError(f"evaluate.ece_bins: {self.ece_bins} must be >= 1; use e.g. 10")
+        if not 0.0 < self.ci < 1.0:
+            raise ValueError(f"evaluate.ci: {self.ci} must be in (0, 1); use e.g. 0.95")
+
+    @classmethod
+    def from_dict(cls, section: Mapping[str, Any] | None) -> EvaluateConfig:
+        """Build from the params section, naming unknown keys so typos do not pass silently."""
+        section = dict(section or {})
+        known = {"n_boot", "ece_bins", "ci"}
+        unknown = sorted(set(section) - known)
+        if unknown:
+            raise ValueError(f"evaluate: unknown key(s) {unknown}; known keys are {sorted(known)}")
+        return cls(**section)
+
+
+# ---------------------------------------- helpers
+
+
+def normalise_rule(rule: str | None) -> str:
+    """Map a dataset's consistency rule (or None) onto one of :data:`CONSISTENCY_RULES`."""
+    name = "none" if rule is None else str(rule).strip().lower()
+    return _RULE_ALIASES.get(name, name)
+
+
+def gold_items(items: pd.DataFrame) -> pd.DataFrame:
+    """Items that have a gold label, sorted by item_id (the evaluation set)."""
+    if "gold" not in items.columns:
+        return items.iloc[0:0]
+    mask = items["gold"].notna().to_numpy(dtype=bool)
+    return items.loc[mask].sort_values("item_id", kind="stable")
+
+
+def _p_vector(df: pd.DataFrame, item_ids: np.ndarray) -> tuple[np.ndarray, int]:
+    """p_true aligned to item_ids; unlabeled or NaN items become 0.5. Returns (p, number filled)."""
+    series = pd.Series(
+        pd.to_numeric(df["p_true"], errors="coerce").to_numpy(dtype=float), index=df["item_id"].to_numpy()
+    )
+    series = series[~series.index.duplicated(keep="first")]
+    p = series.reindex(item_ids).to_numpy(dtype=float, copy=True)
+    missing = ~np.isfinite(p)
+    p[missing] = 0.5
+    return np.clip(p, 0.0, 1.0), int(missing.sum())
+
+
+def seed_mean_p(per_seed: Mapping[int, pd.DataFrame], item_ids: np.ndarray) -> np.ndarray:
+    """Mean p_true over seeds on item_ids (NaN where no seed labelled the item)."""
+    stack = []
+    for seed in sorted(per_seed):
+        df = per_seed[seed]
+        s = pd.Series(pd.to_numeric(df["p_true"], errors="coerce").to_numpy(dtype=float), index=df["item_id"])
+        stack.append(s[~s.index.duplicated(keep="first")].reindex(item_ids).to_numpy(dtype=float))
+    if not stack:
+        return np.full(len(item_ids), np.nan)
+    arr = np.vstack(stack)
+    valid = np.isfinite(arr)
+    counts = valid.sum(0)
+    sums = np.where(valid, arr, 0.0).sum(0)
+    return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def _batch_metrics(p: np.ndarray, y: np.ndarray, w: np.ndarray, ece_bins: int, auroc: bool) -> dict[str, np.ndarray]:
+    """All metrics for m weightings of the same items at once.
+
+    ``w`` is an (m, n) matrix of item multiplicities: a row of ones is the plain data set, a row of
+    multinomial counts is one bootstrap resample. Everything is matrix algebra over items (no Python loop
+    over items or resamples), which is what makes 1000 paired resamples for 20 methods cheap.
+    """
+    m, n = w.shape
+    total = w.sum(1)
+    pos = (y == 1).astype(float)
+    neg = 1.0 - pos
+    correct = ((p >= 0.5) == (y == 1)).astype(float)
+    out: dict[str, np.ndarray] = {"accuracy": w @ correct / total}
+
+    npos, nneg = w @ pos, w @ neg
+    tp, tn = w @ (correct * pos), w @ (correct * neg)
+    has_pos, has_neg = npos > 0, nneg > 0
+    r1 = np.divide(tp, npos, out=np.zeros(m), where=has_pos)
+    r0 = np.divide(tn, nneg, out=np.zeros(m), where=has_neg)
+    out["balanced_accuracy"] = (r1 + r0) / np.maximum(has_pos.astype(float) + has_neg.astype(float), 1.0)
+
+    pc = np.clip(p, _EPS, 1.0 - _EPS)
+    out["log_loss"] = w @ -(pos * np.log(pc) + neg * np.log1p(-pc)) / total
+
+    order = np.argsort(p, kind="stable")
+    ps, ys, ws = p[order], y[order], w[:, order]
+    # equal-mass bins: an item's bin is where its first copy falls in the sorted (resampled) list
+    start = np.cumsum(ws, axis=1) - ws
+    bins = np.minimum(np.floor(start * ece_bins / total[:, None]), ece_bins - 1).astype(np.int64)
+    flat = (bins + (np.arange(m) * ece_bins)[:, None]).ravel()
+    sp = np.bincount(flat, weights=(ws * ps).ravel(), minlength=m * ece_bins)
+    sy = np.bincount(flat, weights=(ws * (ys == 1)).ravel(), minlength=m * ece_bins)
+    out["ece"] = np.abs(sp - sy).reshape(m, ece_bins).sum(1) / total
+
+    if auroc:
+        # Mann-Whitney with multiplicities: each positive scores the negative mass below it plus half the ties
+        new = np.r_[True, ps[1:] != ps[:-1]]
+        gid = np.cumsum(new) - 1
+        ends = np.r_[np.flatnonzero(new)[1:] - 1, n - 1]
+        cum_end = np.cumsum(ws * (ys == 0), axis=1)[:, ends]
+        cum_before = np.concatenate([np.zeros((m, 1)), cum_end[:, :-1]], axis=1)
+        neg_in = cum_end - cum_before
+        pm = ys == 1
+        g = gid[pm]
+        num = (ws[:, pm] * (cum_before[:, g] + 0.5 * neg_in[:, g])).sum(1)
+        den = npos * nneg
+        out["auroc"] = np.divide(num, den, out=np.full(m, np.nan), where=den > 0)
+    return out
+
+
+def _bootstrap_weights(n: int, n_boot: int, seed: int) -> list[np.ndarray]:
+    """Multinomial item counts for n_boot resamples, in chunks; the same for every method (paired)."""
+    if n_boot <= 0 or n == 0:
+        return []
+    rng = np.random.default_rng(seed)
+    rows = max(1, _CHUNK_CELLS // max(n, 1))
+    chunks, left = [], n_boot
+    pvals = np.full(n, 1.0 / n)
+    while left > 0:
+        k = min(rows, left)
+        chunks.append(rng.multinomial(n, pvals, size=k).astype(np.float64))
+        left -= k
+    return chunks
+
+
+def _interval(point: float, samples: np.ndarray, ci: float) -> tuple[float, float]:
+    """Percentile interval of the finite samples, widened to contain the point (never NaN)."""
+    finite = samples[np.isfinite(samples)]
+    if finite.size == 0:
+        return point, point
+    alpha = (1.0 - ci) / 2.0
+    lo, hi = np.quantile(finite, [alpha, 1.0 - alpha])
+    return float(min(lo, point)), float(max(hi, point))
+
+
+def _row(method: str, seed: int, metric: str, value: float, lo: float, hi: float) -> dict[str, Any]:
+    return {
+        "method": method,
+        "seed": int(seed),
+        "metric": metric,
+        "value": float(value),
+        "ci_low": lo,
+        "ci_high": hi,
+    }
+
+
+def _empty_metrics() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "method": pd.Series([], dtype=object),
+            "seed": pd.Series([], dtype="int64"),
+            "metric": pd.Series([], dtype=object),
+            "value": pd.Series([], dtype="float64"),
+            "ci_low": pd.Series([], dtype="float64"),
+            "ci_high": pd.Series([], dtype="float64"),
+        }
+    )
+
+
+# ---------------------------------------- evaluate
+
+
+def evaluate(
+    labels: Labels,
+    items: pd.DataFrame,
+    seed: int,
+    n_boot: int = 1000,
+    *,
+    ece_bins: int = 10,
+    ci: float = 0.95,
+    notes: list[str] | None = None,
+) -> pd.DataFrame:
+    """Gold metrics for every method and seed, with paired bootstrap CIs (see the module docstring).
+
+    Returns an empty table (same columns) when no item has gold. Human-readable caveats (coverage gaps, PGR
+    omitted, AUROC skipped) are appended to ``notes`` when a list is given.
+    """
+    notes = notes if notes is not None else []
+    gold = gold_items(items)
+    if gold.empty:
+        notes.append("no gold labels: only unsupervised diagnostics")
+        return _empty_metrics()
+    ids = gold["item_id"].to_numpy()
+    y = gold["gold"].astype("int64").to_numpy()
+    n = len(ids)
+    both_classes = bool((y == 1).any() and (y == 0).any())
+    if not both_classes:
+        notes.append(f"gold has a single class (all {int(y[0])}): AUROC is undefined and not reported")
+    chunks = _bootstrap_weights(n, n_boot, seed)
+    ones = np.ones((1, n))
+
+    rows: list[dict[str, Any]] = []
+    acc_point: dict[str, dict[int, float]] = {}
+    acc_boot: dict[str, dict[int, np.ndarray]] = {}
+    for method in sorted(labels):
+        per_seed = labels[method]
+        if not per_seed:
+            notes.append(f"{method}: no label files")
+            continue
+        acc_point[method], acc_boot[method] = {}, {}
+        per_metric_seed: dict[str, list[float]] = {k: [] for k in BASE_METRICS}
+        for s in sorted(per_seed):
+            p, filled = _p_vector(per_seed[s], ids)
+            if filled:
+                notes.append(f"{method} seed {s}: {filled} of {n} gold items unlabeled, counted as p_true = 0.5")
+            point = _batch_metrics(p, y, ones, ece_bins, both_classes)
+            boots = [_batch_metrics(p, y, w, ece_bins, both_classes) for w in chunks]
+            for metric in BASE_METRICS:
+                if metric not in point:
+                    continue
+                v = float(point[metric][0])
+                samples = np.concatenate([b[metric] for b in boots]) if boots else np.empty(0)
+                lo, hi = _interval(v, samples, ci)
+                rows.append(_row(method, s, metric, v, lo, hi))
+                per_metric_seed[metric].append(v)
+            acc_point[method][s] = float(point["accuracy"][0])
+            acc_boot[method][s] = np.concatenate([b["accuracy"] for b in boots]) if boots else np.empty(0)
+        for metric, values in per_metric_seed.items():
+            if not values:
+                continue
+            arr = np.asarray(values)
+            mean = float(arr.mean())
+            std = float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+            rows.append(_row(method, MEAN_SEED, metric, mean, mean - std, mean + std))
+
+    def seed_avg(method: str) -> tuple[float, np.ndarray]:
+        pts = acc_point[method]
+        point = float(np.mean([pts[s] for s in sorted(pts)]))
+        samples = np.mean(np.vstack([acc_boot[method][s] for s in sorted(pts)]), axis=0)
+        return point, samples
+
+    for method in sorted(acc_point):
+        v, samples = seed_avg(method)
+        rows.append(_row(method, MEAN_SEED, "accuracy_seed_mean", v, *_interval(v, samples, ci)))
+
+    for ref in REFERENCES:
+        if ref not in acc_point:
+            continue
+        ref_v, ref_b = seed_avg(ref)
+        for method in sorted(acc_point):
+            if method == ref:
+                continue
+            name = f"delta_accuracy_vs_{ref}"
+            for s in sorted(acc_point[method]):
+                d = acc_point[method][s] - ref_v
+                rows.append(_row(method, s, name, d, *_interval(d, acc_boot[method][s] - ref_b, ci)))
+            mv, mb = seed_avg(method)
+            rows.append(_row(method, MEAN_SEED, name, mv - ref_v, *_interval(mv - ref_v, mb - ref_b, ci)))
+
+    rows.extend(_pgr_rows(acc_point, acc_boot, seed_avg, ci, notes))
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    df["seed"] = df["seed"].astype("int64")
+    for col in ("value", "ci_low", "ci_high"):
+        df[col] = df[col].astype("float64")
+    order = {m: i for i, m in enumerate(_metric_order(df["metric"].astype(str).unique().tolist()))}
+    df = df.assign(_m=df["metric"].map(order)).sort_values(["method", "seed", "_m"], kind="stable")
+    return df.drop(columns="_m").reset_index(drop=True)
+
+
+def _metric_order(metrics: Sequence[str]) -> list[str]:
+    fixed = [*BASE_METRICS, "accuracy_seed_mean", *(f"delta_accuracy_vs_{r}" for r in REFERENCES), "pgr"]
+    return fixed + sorted(set(metrics) - set(fixed))
+
+
+def _pgr_rows(
+    acc_point: dict[str, dict[int, float]],
+    acc_boot: dict[str, dict[int, np.ndarray]],
+    seed_avg: Callable[[str], tuple[float, np.ndarray]],
+    ci: float,
+    notes: list[str],
+) -> list[dict[str, Any]]:
+    """PGR rows, only when golden_fewshot - zero_shot is distinguishable from 0 (else a note, no rows)."""
+    if "zero_shot" not in acc_point or "golden_fewshot" not in acc_point:
+        absent = [m for m in ("zero_shot", "golden_fewshot") if m not in acc_point]
+        notes.append(f"PGR not reported: {', '.join(absent)} labels absent")
+        return []
+    zs_v, zs_b = seed_avg("zero_shot")
+    g_v, g_b = seed_avg("golden_fewshot")
+    den_v, den_b = g_v - zs_v, g_b - zs_b
+    lo, hi = _interval(den_v, den_b, ci)
+    if not (lo > 0 or hi < 0) or den_v == 0:
+        notes.append(
+            "PGR not reported: golden few-shot minus zero-shot accuracy is "
+            f"{100 * den_v:+.1f} points (95 % CI [{100 * lo:+.1f}, {100 * hi:+.1f}]), which includes 0, "
+            "so the gap to recover is indistinguishable from noise"
+        )
+        return []
+    rows = []
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for method in sorted(acc_point):
+            for s in sorted(acc_point[method]):
+                v = (acc_point[method][s] - zs_v) / den_v
+                samples = (acc_boot[method][s] - zs_b) / den_b
+                rows.append(_row(method, s, "pgr", v, *_interval(v, samples, ci)))
+            mv, mb = seed_avg(method)
+            v = (mv - zs_v) / den_v
+            rows.append(_row(method, MEAN_SEED, "pgr", v, *_interval(v, (mb - zs_b) / den_b, ci)))
+    return rows
+
+
+# ---------------------------------------- diagnostics
+
+
+def consistency_violations(hard: pd.Series, items: pd.DataFrame, rule: str | None) -> dict[str, float | int] | None:
+    """Groups breaking the dataset's logical rule, for hard labels indexed by item_id.
+
+    Returns None when the rule is ``none``/unknown or there are no consistency groups. Only groups with at
+    least two labelled items count (one item cannot contradict itself, except under ``exactly_one_true``).
+    """
+    rule = normalise_rule(rule)
+    if rule == "none" or rule not in CONSISTENCY_RULES or "consistency_id" not in items.columns:
+        return None
+    cols = ["item_id", "consistency_id"] + (["answer_key"] if "answer_key" in items.columns else [])
+    df = items.loc[items["consistency_id"].notna(), cols].copy()
+    df["label"] = df["item_id"].map(hard)
+    df = df[df["label"].notna()]
+    if df.empty:
+        return None
+    df["label"] = df["label"].astype("int64")
+    g = df.groupby("consistency_id", sort=True)
+    size = g["label"].size()
+    n_true = g["label"].sum()
+    min_size = 1 if rule == "exactly_one_true" else 2
+    keep = size >= min_size
+    if rule == "at_most_one_true":
+        bad = n_true > 1
+    elif rule == "exactly_one_true":
+        bad = n_true != 1
+    elif rule == "all_equal":
+        bad = (n_true > 0) & (n_true < size)
+    else:  # answer_key
+        if "answer_key" not in df.columns:
+            return None
+        key = df["answer_key"].astype(str)
+        per_key = df.assign(answer_key=key).groupby(["consistency_id", "answer_key"], sort=True)["label"]
+        mixed = (per_key.nunique() > 1).groupby(level=0).any()
+        true_keys = (per_key.max() == 1).groupby(level=0).sum()
+        bad = mixed.reindex(size.index, fill_value=False) | (true_keys.reindex(size.index, fill_value=0) > 1)
+    groups = int(keep.sum())
+    violations = int((bad & keep).sum())
+    return {"groups": groups, "violations": violations, "rate": violations / groups if groups else 0.0}
+
+
+def diagnostics(labels: Labels, items: pd.DataFrame, rule: str | None = None) -> dict[str, Any]:
+    """Gold-free descriptions of the label sets (valid for runs without gold too).
+
+    * ``agreement``: pairwise fraction of items with the same hard label (seed-averaged p >= 0.5), on items
+      both methods labelled; ``{"methods": [...], "matrix": [[...]]}``.
+    * ``seed_agreement``: mean pairwise agreement between the seeds of a method (methods with >= 2 seeds).
+    * ``flip_rate_vs_zero_shot``: fraction of items whose hard label differs from zero_shot's.
+    * ``positive_rate``: fraction labelled 1 (collapse shows up here first).
+    * ``consistency_violations``: per method ``{groups, violations, rate}`` under the dataset's rule.
+    """
+    ids = np.sort(items["item_id"].to_numpy())
+    methods = sorted(m for m in labels if labels[m])
+    out: dict[str, Any] = {
+        "n_items": len(ids),
+        "has_gold": bool(not gold_items(items).empty),
+        "methods": methods,
+        "consistency_rule": normalise_rule(rule),
+        "notes": [],
+    }
+    hard = np.full((len(methods), len(ids)), np.nan)
+    for i, m in enumerate(methods):
+        p = seed_mean_p(labels[m], ids)
+        hard[i] = np.where(np.isfinite(p), (p >= 0.5).astype(float), np.nan)
+    valid = np.isfinite(hard).astype(float)
+    one = (hard == 1).astype(float)
+    zero = (hard == 0).astype(float)
+    both = valid @ valid.T
+    agree = one @ one.T + zero @ zero.T
+    matrix = np.divide(agree, both, out=np.zeros_like(agree), where=both > 0)
+    out["agreement"] = {"methods": methods, "matrix": [[round(float(v), 6) for v in row] for row in matrix]}
+    out["positive_rate"] = {
+        m: float(one[i].sum() / valid[i].sum()) for i, m in enumerate(methods) if valid[i].sum() > 0
+    }
+    if "zero_shot" in methods:
+        z = methods.index("zero_shot")
+        out["flip_rate_vs_zero_shot"] = {
+            m: float(1.0 - matrix[i, z]) for i, m in enumerate(methods) if m != "zero_shot"
+        }
+    else:
+        out["flip_rate_vs_zero_shot"] = {}
+        out["notes"].append("zero_shot labels absent: flip rates not computed")
+
+    seed_agreement: dict[str, float] = {}
+    for m in methods:
+        seeds = sorted(labels[m])
+        if len(seeds) < 2:
+            continue
+        h = np.vstack([seed_mean_p({s: labels[m][s]}, ids) for s in seeds])
+        v = np.isfinite(h).astype(float)
+        o, z_ = ((h >= 0.5) & (v > 0)).astype(float), ((h < 0.5) & (v > 0)).astype(float)
+        b = v @ v.T
+        a = np.divide(o @ o.T + z_ @ z_.T, b, out=np.zeros_like(b), where=b > 0)
+        iu = np.triu_indices(len(seeds), k=1)
+        seed_agreement[m] = float(a[iu].mean())
+    out["seed_agreement"] = seed_agreement
+
+    viol: dict[str, dict[str, float | int]] = {}
+    norm = normalise_rule(rule)
+    if norm not in CONSISTENCY_RULES:
+        out["notes"].append(f"consistency rule '{rule}' is unknown to evaluate: violations not counted")
+    else:
+        for i, m in enumerate(methods):
+            series = pd.Series(hard[i], index=ids).dropna()
+            res = consistency_violations(series, items, norm)
+            if res is not None:
+                viol[m] = res
+    out["consistency_violations"] = viol
+    return out
+
+
+# ---------------------------------------- metrics.json
+
+
+class Row(NamedTuple):
+    """One metrics row's numbers."""
+
+    value: float
+    ci_low: float
+    ci_high: float
+
+
+def metric_row(metrics: pd.DataFrame, method: str, metric: str, seed: int = MEAN_SEED) -> Row | None:
+    """The (value, ci_low, ci_high) of one row of the metrics table, or None when absent."""
+    sel = metrics[(metrics["method"] == method) & (metrics["metric"] == metric) & (metrics["seed"] == seed)]
+    if sel.empty:
+        return None
+    r = sel.iloc[0]
+    return Row(float(r["value"]), float(r["ci_low"]), float(r["ci_high"]))
+
+
+def _clean(v: float) -> float | None:
+    return None if v is None or not math.isfinite(v) else round(float(v), 6)
+
+
+def metrics_json(metrics: pd.DataFrame, diagnostics: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``metrics.json`` for DVC: ``method -> metric -> number`` (seed means; CIs as ``_ci_low/_ci_high``).
+
+    ``accuracy_ci_*`` is the bootstrap CI of the seed-averaged accuracy and ``<metric>_std`` the spread over
+    seeds. Scalar gold-free diagnostics are merged into each method's entry, so gold-less runs still have
+    numbers to diff.
+    """
+    out: dict[str, dict[str, float]] = {}
+
+    def put(method: str, key: str, value: float | None) -> None:
+        v = _clean(value) if value is not None else None
+        if v is not None:
+            out.setdefault(method, {})[key] = v
+
+    mean_rows = metrics[metrics["seed"] == MEAN_SEED]
+    for method, metric, value, lo, hi in zip(
+        mean_rows["method"].astype(str).tolist(),
+        mean_rows["metric"].astype(str).tolist(),
+        mean_rows["value"].to_numpy(dtype=float).tolist(),
+        mean_rows["ci_low"].to_numpy(dtype=float).tolist(),
+        mean_rows["ci_high"].to_numpy(dtype=float).tolist(),
+        strict=True,
+    ):
+        if metric in BASE_METRICS:
+            put(method, metric, value)
+            put(method, f"{metric}_std", (hi - lo) / 2.0)
+        elif metric == "accuracy_seed_mean":
+            put(method, "accuracy_ci_low", lo)
+            put(method, "accuracy_ci_high", hi)
+        else:
+            put(method, metric, value)
+            put(method, f"{metric}_ci_low", lo)
+            put(method, f"{metric}_ci_high", hi)
+    if diagnostics:
+        for key in ("flip_rate_vs_zero_shot", "positive_rate", "seed_agreement"):
+            for method, v in (diagnostics.get(key) or {}).items():
+                put(method, key, v)
+        for method, res in (diagnostics.get("consistency_violations") or {}).items():
+            put(method, "consistency_violation_rate", res.get("rate"))
+    return {m: dict(sorted(v.items())) for m, v in sorted(out.items())}
+
+
+# ---------------------------------------- comparisons
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Accuracy of method a minus method b (seed-averaged), with the evidence behind it."""
+
+    a: str
+    b: str
+    diff: float
+    ci_low: float | None
+    """Paired bootstrap CI of the difference; None when no paired row exists for (a, b)."""
+    ci_high: float | None
+    a_accuracy: float
+    a_ci: tuple[float, float]
+    b_accuracy: float
+    b_ci: tuple[float, float]
+    overlap: bool
+    """Whether the two methods' own accuracy CIs overlap (the conservative, unpaired view)."""
+
+    @property
+    def paired(self) -> bool:
+        return self.ci_low is not None and self.ci_high is not None
+
+    @property
+    def significant(self) -> bool:
+        """The paired CI excludes 0 (falls back to non-overlapping CIs when unpaired)."""
+        if self.ci_low is not None and self.ci_high is not None:
+            return self.ci_low > 0 or self.ci_high < 0
+        return not self.overlap
+
+
+def compare(metrics: pd.DataFrame, a: str, b: str) -> Comparison | None:
+    """Paired accuracy difference a - b (None if either method has no accuracy)."""
+    ra, rb = metric_row(metrics, a, "accuracy_seed_mean"), metric_row(metrics, b, "accuracy_seed_mean")
+    if ra is None or rb is None:
+        return None
+    a_ci = (float(ra.ci_low), float(ra.ci_high))
+    b_ci = (float(rb.ci_low), float(rb.ci_high))
+    overlap = a_ci[0] <= b_ci[1] and b_ci[0] <= a_ci[1]
+    diff = float(ra.value - rb.value)
+    lo: float | None = None
+    hi: float | None = None
+    direct = metric_row(metrics, a, f"delta_accuracy_vs_{b}")
+    inverse = metric_row(metrics, b, f"delta_accuracy_vs_{a}")
+    if direct is not None:
+        diff, lo, hi = float(direct.value), float(direct.ci_low), float(direct.ci_high)
+    elif inverse is not None:
+        diff, lo, hi = -float(inverse.value), -float(inverse.ci_high), -float(inverse.ci_low)
+    return Comparison(a, b, diff, lo, hi, float(ra.value), a_ci, float(rb.value), b_ci, overlap)
+
+
+def _pts(x: float) -> str:
+    return f"{100 * x:.1f}"
+
+
+def _describe(c: Comparison, a_name: str, b_name: str) -> str:
+    """One sentence: does a beat b, by how much, with which CI, and do the CIs overlap."""
+    size = f"{_pts(abs(c.diff))} points"
+    ci = f" (95 % CI [{100 * c.ci_low:+.1f}, {100 * c.ci_high:+.1f}])" if c.paired else ""  # type: ignore[operator]
+    if c.significant and c.diff > 0:
+        head = f"{a_name} beats {b_name} by {size}{ci}"
+    elif c.significant and c.diff < 0:
+        head = f"{a_name} is worse than {b_name} by {size}{ci}"
+    else:
+        head = f"{a_name} does not clearly beat {b_name}: difference {100 * c.diff:+.1f} points{ci}"
+    acc = f"accuracy {_pts(c.a_accuracy)} % vs {_pts(c.b_accuracy)} %"
+    overlap = "their CIs overlap" if c.overlap else "their CIs do not overlap"
+    return f"{head}; {acc}, {overlap}."
+
+
+def verdict(metrics: pd.DataFrame, selection: Mapping[str, Any] | None = None) -> str:
+    """The report's first lines, in plain words: did the selected labels beat just asking the model?
+
+    One sentence per line: oracle strength (only when golden few-shot does not beat zero-shot), selected vs
+    zero-shot, selected vs the few-shot mean, PGR, oracle strength when fine, and the gold-best upper bound.
+    """
+    if metrics.empty or not (metrics["metric"] == "accuracy").any():
+        return (
+            "No gold labels: only unsupervised diagnostics (agreement between methods and seeds, flips "
+            "against zero-shot, consistency violations). Whether the labels beat zero-shot cannot be "
+            "measured on this run."
+        )
+    lines: list[str] = []
+    tail: list[str] = []
+    golden = compare(metrics, "golden_fewshot", "zero_shot")
+    if golden is None:
+        tail.append(
+            "Golden few-shot or zero-shot is not available, so it is unknown whether this oracle can use "
+            "labelled examples at all."
+        )
+    elif not (golden.significant and golden.diff > 0):
+        ci = (
+            f"95 % CI [{100 * golden.ci_low:+.1f}, {100 * golden.ci_high:+.1f}]"  # type: ignore[operator]
+            if golden.paired
+            else "CIs overlap"
+        )
+        lines.append(
+            "This oracle is too weak for this task — golden few-shot does not beat zero-shot "
+            f"({_pts(golden.a_accuracy)} % vs {_pts(golden.b_accuracy)} %, difference "
+            f"{100 * golden.diff:+.1f} points, {ci}); use a larger model. Label-free methods cannot be "
+            "expected to beat zero-shot when even gold examples do not help."
+        )
+    else:
+        tail.append(
+            f"Golden few-shot beats zero-shot by {_pts(golden.diff)} points, so this oracle can use labelled "
+            "examples: there is a gap for label-free methods to recover."
+        )
+    sel = str(selection.get("selected")) if selection and selection.get("selected") else None
+    present = set(metrics["method"])
+    target = "selected" if "selected" in present else sel if sel in present else None
+    if target is None:
+        lines.append("No selected labels were evaluated, so there is no verdict on the method.")
+    else:
+        how = f", chosen without gold by {selection['method']}," if selection and selection.get("method") else ""
+        name = f"The selected config {sel}{how}" if sel else "The selected config"
+        for ref, ref_name in (("zero_shot", "zero-shot"), ("few_shot_mean", "the few-shot mean")):
+            c = compare(metrics, target, ref)
+            if c is None:
+                lines.append(f"{ref_name[0].upper()}{ref_name[1:]} is not available for comparison.")
+            else:
+                lines.append(_describe(c, name if ref == "zero_shot" else "It", ref_name))
+        pgr = metric_row(metrics, target, "pgr")
+        if pgr is not None:
+            lines.append(
+                f"It recovers {100 * pgr.value:.0f} % of the gap between zero-shot and golden few-shot "
+                f"(PGR 95 % CI [{100 * pgr.ci_low:.0f} %, {100 * pgr.ci_high:.0f} %])."
+            )
+    lines.extend(tail)
+    if selection and selection.get("gold_best") and selection.get("gold_best") != sel:
+        gb = str(selection["gold_best"])
+        row = metric_row(metrics, gb, "accuracy_seed_mean")
+        acc = f" ({_pts(row.value)} %)" if row is not None else ""
+        lines.append(f"The best config by gold would have been {gb}{acc}: an upper bound, not selectable without gold.")
+    return "\n".join(lines)

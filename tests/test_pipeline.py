@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import sh
+from helpers import make_copy, sh
 
 pytestmark = pytest.mark.slow
 
@@ -56,38 +56,41 @@ def oracle_calls(repo: Path) -> int:
     return sum(json.loads(f.read_text()).get("calls", 0) for f in (repo / RUN / "telemetry").glob("*.json"))
 
 
-def test_both_drivers_same_outputs_and_exact_reruns(repo_copy: Path) -> None:
-    repo = repo_copy
-    sh("snakemake --cores 2", repo)
-    assert (repo / RUN / "report.html").exists() and (repo / RUN / "export" / "labels.jsonl").exists()
+def test_both_drivers_same_outputs_and_exact_reruns(tmp_path: Path) -> None:
+    """Each driver in its own copy (each keeps its own provenance: .snakemake/ vs dvc.lock)."""
+    smk, dvc = make_copy(tmp_path / "smk"), make_copy(tmp_path / "dvc")
+    sh("snakemake --cores 2", smk)
+    assert (smk / RUN / "report.html").exists() and (smk / RUN / "export" / "labels.jsonl").exists()
     for stage in ("load", "embed", "group", "query_r0", "optimize_full", "report"):
-        assert (repo / "logs" / "tiny" / f"{stage}.log").exists()
-    by_snakemake = parquet_digests(repo)
-    assert snakemake_plan(repo) == set()
+        assert (smk / "logs" / "tiny" / f"{stage}.log").exists()
+    assert snakemake_plan(smk) == set()
+    sh("dvc repro", dvc)
+    assert parquet_digests(dvc) == parquet_digests(smk), "Snakemake and DVC disagree on the outputs"
+    assert dvc_stale(dvc) == set()
 
-    sh("dvc repro", repo)
-    assert parquet_digests(repo) == by_snakemake, "Snakemake and DVC disagree on the outputs"
-    assert dvc_stale(repo) == set()
+    for repo in (smk, dvc):  # another run's entry: nothing of `tiny` re-runs
+        edit_params(repo, lambda p: p["runs"]["other"].update(n=20))
+    assert snakemake_plan(smk) == set()
+    assert dvc_stale(dvc) == set()
 
-    # Another run's entry: nothing of `tiny` re-runs.
-    edit_params(repo, lambda p: p["runs"]["other"].update(n=20))
-    assert snakemake_plan(repo) == set()
-    assert dvc_stale(repo) == set()
-    sh("git checkout params.yaml", repo)
-
-    # A grouping parameter: group and everything downstream of it, never load, embed or zero-shot.
-    edit_params(repo, lambda p: p["group"].update(size=7))
-    plan = snakemake_plan(repo)
+    for repo in (smk, dvc):  # a grouping parameter: group and what follows, never load, embed or zero-shot
+        sh("git checkout params.yaml", repo)
+        edit_params(repo, lambda p: p["group"].update(size=7))
+    plan = snakemake_plan(smk)
     assert "group" in plan and not plan & {"load", "embed", "query_zero_shot", "priors"}
-    sh("git checkout params.yaml", repo)
+    stale = dvc_stale(dvc)
+    assert "group" in stale and not stale & {"load", "embed", "query_r0", "priors"}
 
-    # One swept config: only its optimize job and what follows, in both tools; then no oracle call.
-    edit_params(repo, lambda p: p["optimize"]["configs"]["full"]["weights"].update(prior=0.5))
-    assert snakemake_plan(repo) == AFTER_CONFIG_EDIT
-    assert dvc_stale(repo) == {"optimize_full", "select", "evaluate", "report", "export"}
-    calls_before = oracle_calls(repo)
-    sh("snakemake --cores 2", repo)
-    assert oracle_calls(repo) == calls_before
+    for repo in (smk, dvc):  # one swept config: its optimize job and what follows, and no oracle call
+        sh("git checkout params.yaml", repo)
+        edit_params(repo, lambda p: p["optimize"]["configs"]["full"]["weights"].update(prior=0.5))
+    assert snakemake_plan(smk) == AFTER_CONFIG_EDIT
+    assert dvc_stale(dvc) == {"optimize_full", "select", "evaluate", "report", "export"}
+    calls_before = oracle_calls(smk)
+    sh("snakemake --cores 2", smk)
+    assert oracle_calls(smk) == calls_before
+    sh("dvc repro", dvc)
+    assert parquet_digests(dvc) == parquet_digests(smk)
 
 
 def test_backbone_caching_and_source_edits(repo_copy: Path) -> None:

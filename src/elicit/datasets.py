@@ -88,6 +88,8 @@ class DatasetConfig:
     """Logical rule over ``consistency_id`` groups; one of ``CONSISTENCY_RULES``."""
     licence: str = ""
     citation: str = ""
+    templates: str | None = None
+    """Which prompt set of data/templates.yaml to use; None = the dataset's name (then ``default``)."""
 
     @classmethod
     def from_params(cls, name: str, d: dict[str, Any]) -> DatasetConfig:

@@ -14,40 +14,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-TUPLE_COLUMNS: tuple[str, ...] = (
-    "query_id",
-    "round",
-    "group_id",
-    "target_id",
-    "kind",
-    "framing",
-    "template_id",
-    "context_ids",
-    "context_shown",
-    "perm_seed",
-    "flipped_pos",
-    "flip_of",
-    "score",
-    "missing",
-)
-TUPLES_SCHEMA = pa.schema(
-    [
-        ("query_id", pa.large_string()),
-        ("round", pa.int64()),
-        ("group_id", pa.int64()),
-        ("target_id", pa.int64()),
-        ("kind", pa.large_string()),
-        ("framing", pa.large_string()),
-        ("template_id", pa.large_string()),
-        ("context_ids", pa.list_(pa.int64())),
-        ("context_shown", pa.list_(pa.int8())),
-        ("perm_seed", pa.int64()),
-        ("flipped_pos", pa.int64()),
-        ("flip_of", pa.large_string()),
-        ("score", pa.float64()),
-        ("missing", pa.bool_()),
-    ]
-)
+from elicit.plan import QUERY_PLAN_COLUMNS, QUERY_PLAN_SCHEMA
+
+TUPLE_COLUMNS: tuple[str, ...] = (*QUERY_PLAN_COLUMNS, "score", "missing")
+TUPLES_SCHEMA = QUERY_PLAN_SCHEMA.append(pa.field("score", pa.float64())).append(pa.field("missing", pa.bool_()))
 """Arrow types ``pa.Table.from_pandas`` infers for a non-empty tuples frame; pass it for an empty one."""
 TUPLE_KINDS: tuple[str, ...] = ("few_shot", "flip")
 _INT_COLUMNS = ("round", "group_id", "target_id", "perm_seed", "flipped_pos")

@@ -30,25 +30,13 @@ from elicit.baselines.votes import (
     prior_scores,
     sigmoid,
 )
+from elicit.plan import QUERY_PLAN_COLUMNS
 
 Ask = Callable[[pd.DataFrame], pd.DataFrame]
 """Oracle driver as the baselines see it: query rows in, the same rows with answer columns (``score``...) out.
 """
 
-QUERY_COLUMNS = [
-    "query_id",
-    "round",
-    "group_id",
-    "target_id",
-    "kind",
-    "framing",
-    "template_id",
-    "context_ids",
-    "context_shown",
-    "perm_seed",
-    "flipped_pos",
-    "flip_of",
-]
+QUERY_COLUMNS = list(QUERY_PLAN_COLUMNS)
 FRAMINGS = ("pos", "neg")
 RULES = ("none", "at_most_one_true", "exactly_one_true", "same_answer_same_label")
 UNLABELLED = -1

@@ -28,7 +28,8 @@ def oracle_config(run: RunConfig) -> OracleConfig:
 
 
 def templates(run: RunConfig) -> list[Template]:
-    return load_templates(TEMPLATES, run.dataset)
+    """The dataset's prompt set: ``datasets.<name>.templates`` if set, else the one named like the dataset."""
+    return load_templates(TEMPLATES, run.dataset_params.get("templates") or run.dataset)
 
 
 def gold_for_simulator(items: pd.DataFrame, cfg: OracleConfig) -> dict[int, int] | None:

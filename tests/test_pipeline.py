@@ -36,8 +36,8 @@ def snakemake_plan(repo: Path, target: str = "") -> set[str]:
     if "Nothing to be done" in out:
         return set()
     table = out.split("Job stats:")[1].split("\n\n")[0]
-    rows = [line.split() for line in table.splitlines()[2:]]
-    return {r[0] for r in rows if len(r) == 2 and r[0] not in ("total", "all")}
+    rows = [line.split() for line in table.splitlines()]
+    return {r[0] for r in rows if len(r) == 2 and r[1].isdigit() and r[0] not in ("total", "all")}
 
 
 def dvc_stale(repo: Path, target: str = "") -> set[str]:

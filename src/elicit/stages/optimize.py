@@ -40,8 +40,9 @@ def run() -> None:
         raise OptimizeError(f"unknown optimize config '{args.config}'; use one of: {known}")
     job = f"optimize.{args.config}"
     with _cli.telemetry(paths.telemetry(job), job) as tel:
-        problem, n = load_problem(cfg, args.items or paths.items, args.priors or paths.priors,
-                                  args.tuples or paths.tuples)
+        problem, n = load_problem(
+            cfg, args.items or paths.items, args.priors or paths.priors, args.tuples or paths.tuples
+        )
         out = fresh_dir(args.out or paths.labels_dir(args.config))
         epochs = []
         for seed in cfg.section("base")["seeds"]:

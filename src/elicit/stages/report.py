@@ -38,6 +38,12 @@ def _side_files(folders: list[Path]) -> tuple[dict[str, Any], dict[str, Any], di
     return curves, nuisance, calls
 
 
+def gold_best_config(metrics: pd.DataFrame, configs: list[str]) -> str | None:
+    """The swept config with the highest seed-mean accuracy against gold (an upper bound, never a choice)."""
+    acc = metrics[(metrics["metric"] == "accuracy_seed_mean") & metrics["method"].isin(configs)]
+    return None if acc.empty else str(acc.sort_values(["value", "method"], ascending=[False, True]).iloc[0]["method"])
+
+
 def run_card(cfg: Any, items: pd.DataFrame, telemetry: list[dict[str, Any]]) -> dict[str, Any]:
     ds = DatasetConfig.from_params(cfg.dataset, cfg.dataset_params)
     gold = items["gold"].dropna()
@@ -84,6 +90,8 @@ def run() -> None:
         labels = read_methods(folders)
         predictions = pd.concat([pd.read_parquet(f) for f in pred_files], ignore_index=True)
         selection = json.loads(selection_path.read_text()) if selection_path.exists() else None
+        if selection is not None:  # the report may read gold: name the gold-best config, as an upper bound only
+            selection = dict(selection, gold_best=gold_best_config(metrics, list(selection.get("scores", {}))))
         telemetry = [json.loads(f.read_text()) for f in sorted((paths.dir / "telemetry").glob("*.json"))]
         curves, nuisance, calls = _side_files(folders)
         rcfg = ReportConfig.from_dict(cfg.section("report"))

@@ -36,7 +36,13 @@ def run() -> None:
         for f in sorted(folders[name].iterdir()):
             if SEED_FILE.match(f.name):
                 shutil.copyfile(f, out / f.name)
-        selection = {"selected": name, "method": section.select.method, "scores": scores, "gold_best": None}
+        selection = {
+            "selected": name,
+            "method": section.select.method,
+            "scores": {c: s["heldout_loglik"] for c, s in scores.items()},  # higher is better
+            "details": scores,
+            "gold_best": None,  # chosen without gold; evaluate/report name the gold-best config as an upper bound
+        }
         write_json(selection, args.selection or paths.dir / "selection.json")
         tel.update(selected=name)
 

@@ -20,4 +20,5 @@ rule all:
     input:
         expand("results/{run}/report.html", run=config["pipeline"]["default_runs"]),
         expand("results/{run}/export", run=config["pipeline"]["default_runs"]),
+        "results/summary.html",
     default_target: True

@@ -73,6 +73,12 @@ STAGE_SOURCES: dict[str, tuple[str, ...]] = {
         "src/elicit/templates/report.html.j2",
     ),
     "export": ("src/elicit/stages/export.py", "src/elicit/export.py"),
+    "summary": (
+        "src/elicit/stages/summary.py",
+        "src/elicit/stages/report.py",
+        "src/elicit/report.py",
+        "src/elicit/templates/summary.html.j2",
+    ),
 }
 STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "load": ("base.seed", "runs.{run}", "datasets.{dataset}"),
@@ -105,6 +111,7 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "evaluate": ("evaluate", "runs.{run}", "datasets.{dataset}"),
     "report": ("evaluate", "report", "runs.{run}", "datasets.{dataset}", "oracles.{oracle}"),
     "export": ("runs.{run}", "datasets.{dataset}"),
+    "summary": ("summary", "<summary runs>"),
 }
 VOTE_METHODS = ("zero_shot", "zero_shot_calibrated", "few_shot_mean", "majority_vote", "dawid_skene")
 FEWSHOT_METHODS = ("golden_fewshot", "random_fewshot", "bootstrap_fewshot")
@@ -138,7 +145,7 @@ class Job:
 
     @property
     def command(self) -> str:
-        parts = [f"python -m {self.module} --run {self.run}"]
+        parts = [f"python -m {self.module}" + (f" --run {self.run}" if self.run else "")]
         parts += [f"--{flag} {value}" for flag, value in self.args.items()]
         for flag, paths in {**self.deps, **self.outs}.items():
             parts.append(f"--{flag} {' '.join(paths)}")
@@ -291,9 +298,29 @@ def expand_keys(params: dict[str, Any], stage: str, keys: dict[str, str]) -> lis
     for key in STAGE_PARAMS[stage]:
         if key == OPTIMIZE_SHARED:
             out += [f"optimize.{k}" for k in params.get("optimize", {}) if k not in OPTIMIZE_OWN_KEYS]
+        elif key == "<summary runs>":  # each summarised run's entry, dataset and oracle (not other runs')
+            for run in params["summary"]["runs"]:
+                entry = params["runs"][run]
+                out += [f"runs.{run}", f"datasets.{entry['dataset']}", f"oracles.{entry['oracle']}"]
         else:
             out.append(key.format(**keys))
-    return out
+    return list(dict.fromkeys(out))
+
+
+def summary_job(params: dict[str, Any]) -> Job:
+    """The one job over several runs: ``results/summary.{parquet,html}`` for the runs in ``summary.runs``."""
+    runs = list(params["summary"]["runs"])
+    return Job(
+        stage="summary",
+        name="summary",
+        run="",
+        args={"runs": " ".join(runs)},
+        deps={
+            "metrics": [f"results/{r}/metrics.parquet" for r in runs],
+            "items": [f"results/{r}/items.parquet" for r in runs],
+        },
+        outs={"out": ["results/summary.parquet"], "html": ["results/summary.html"]},
+    )
 
 
 def tracked_params(params: dict[str, Any], stage: str, run: str, config: str | None = None) -> dict[str, Any]:
@@ -316,21 +343,26 @@ def sources(stage: str) -> list[str]:
     return list(STAGE_SOURCES[stage]) + list(SHARED_SOURCES)
 
 
+def _dvc_stage(params: dict[str, Any], j: Job, extra_deps: list[str] | None = None) -> dict[str, Any]:
+    return {
+        "cmd": j.command,
+        "deps": [*(extra_deps or []), *(p for paths in j.deps.values() for p in paths), *j.sources],
+        "params": j.param_keys(params),
+        "outs": [p for paths in j.outs.values() for p in paths],
+    }
+
+
 def dvc_yaml(params: dict[str, Any]) -> dict[str, Any]:
-    """dvc.yaml as a dict: one explicit stage per job of every default run (``<job>--<run>``)."""
+    """dvc.yaml as a dict: one explicit stage per job of every default run (``<job>--<run>``), the summary over
+    ``summary.runs``, and each default run's metrics.json as a DVC metrics file (``dvc metrics show``)."""
     stages: dict[str, Any] = {}
     for run in params["pipeline"]["default_runs"]:
         for j in jobs_for_run(params, run):
-            deps = [p for paths in j.deps.values() for p in paths] + j.sources
-            if j.stage == "load":
-                deps = data_file(params, run) + deps
-            stages[f"{j.name}--{run}"] = {
-                "cmd": j.command,
-                "deps": deps,
-                "params": j.param_keys(params),
-                "outs": [p for paths in j.outs.values() for p in paths],
-            }
-    return {"stages": stages}
+            extra = data_file(params, run) if j.stage == "load" else []
+            stages[f"{j.name}--{run}"] = _dvc_stage(params, j, extra)
+    stages["summary"] = _dvc_stage(params, summary_job(params))
+    metrics = [f"results/{run}/metrics.json" for run in params["pipeline"]["default_runs"]]
+    return {"stages": stages, "metrics": metrics}
 
 
 HEADER = (

@@ -64,3 +64,7 @@ def shown_labels(wildcards):
 def predictions_through(wildcards):
     """Few-shot predictions of rounds 1..r (what the loop fit of round r sees)."""
     return [f"results/{wildcards.run}/round{q}/predictions.parquet" for q in range(1, int(wildcards.r) + 1)]
+
+
+SUMMARY_RUNS = list(config["summary"]["runs"])
+SUMMARY_TRACKED = {key: pipeline.lookup(config, key) for key in pipeline.expand_keys(config, "summary", {})}

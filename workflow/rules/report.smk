@@ -65,3 +65,25 @@ rule export:
     shell:
         "python -m elicit.stages.export --run {wildcards.run} --items {input.items_parquet} "
         "--labels {input.labels} --out {output.out} 2> {log}"
+
+
+rule summary:
+    input:
+        metrics=expand("results/{run}/metrics.parquet", run=SUMMARY_RUNS),
+        items_parquet=expand("results/{run}/items.parquet", run=SUMMARY_RUNS),
+        src=sources("summary"),
+    output:
+        out="results/summary.parquet",
+        html="results/summary.html",
+    params:
+        runs=SUMMARY_RUNS,
+        tracked=SUMMARY_TRACKED,
+    conda:
+        "../envs/elicit.yaml"
+    log:
+        "logs/summary.log",
+    benchmark:
+        "benchmarks/runs/summary.tsv"
+    shell:
+        "python -m elicit.stages.summary --runs {params.runs} --metrics {input.metrics} --items {input.items_parquet} "
+        "--out {output.out} --html {output.html} 2> {log}"

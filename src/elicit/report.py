@@ -226,7 +226,9 @@ def nuisance_summary(
                 }
             )
     sel = str((selection or {}).get("selected") or "")
-    focus = sel if sel in per_config else (sorted(per_config)[0] if per_config else None)
+    # Speak of a config that fitted the biases: the selected one if it did (prior_only, say, fits none).
+    fitted = [c for c in sorted(per_config) if any(s.get("fitted", True) for s in (nuisance or {})[c].values())]
+    focus = sel if sel in fitted else ("full" if "full" in fitted else (fitted[0] if fitted else None))
     sentences = []
     if focus is not None:
         known = [k for k in NUISANCE_PHRASES if k in per_config[focus]]

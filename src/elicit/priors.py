@@ -21,9 +21,10 @@ class PriorsError(ValueError):
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    """Numerically stable logistic function (no overflow warnings for large |x|)."""
+    """Numerically stable logistic function (no overflow warnings for large |x|); NaN stays NaN, quietly."""
     x = np.asarray(x, dtype=np.float64)
-    return np.exp(-np.logaddexp(0.0, -x))
+    with np.errstate(invalid="ignore"):
+        return np.exp(-np.logaddexp(0.0, -x))
 
 
 def _nullable(values: np.ndarray, present: np.ndarray) -> pd.arrays.FloatingArray:

@@ -30,15 +30,15 @@ from elicit.baselines.votes import (
     prior_scores,
     sigmoid,
 )
+from elicit.datasets import CONSISTENCY_RULES
 from elicit.plan import QUERY_PLAN_COLUMNS
+from elicit.prompts import FRAMINGS
 
 Ask = Callable[[pd.DataFrame], pd.DataFrame]
 """Oracle driver as the baselines see it: query rows in, the same rows with answer columns (``score``...) out.
 """
 
 QUERY_COLUMNS = list(QUERY_PLAN_COLUMNS)
-FRAMINGS = ("pos", "neg")
-RULES = ("none", "at_most_one_true", "exactly_one_true", "same_answer_same_label")
 UNLABELLED = -1
 DECIDED_MARGIN = 0.05
 """Log-odds given to a label that has no supporting score of its own (e.g. imposed by the consistency repair):
@@ -295,8 +295,8 @@ def _fewshot_queries(
 
 def check_rule(rule: str, items: pd.DataFrame) -> None:
     """The dataset's consistency rule must be known, and same_answer_same_label needs an answer_key column."""
-    if rule not in RULES:
-        raise ValueError(f"consistency rule {rule!r} unknown; use one of {', '.join(RULES)}")
+    if rule not in CONSISTENCY_RULES:
+        raise ValueError(f"consistency rule {rule!r} unknown; use one of {', '.join(CONSISTENCY_RULES)}")
     if rule == "same_answer_same_label" and "answer_key" not in items:
         raise ValueError("consistency rule same_answer_same_label needs an answer_key column in items")
 

@@ -18,17 +18,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from elicit.priors import sigmoid
+
 LABEL_COLUMNS = ["item_id", "p_true"]
 FEW_SHOT_KINDS = ("few_shot", "flip")
 NO_EVIDENCE = 0.5
 MIN_BALANCE = 0.02
 """Class-balance estimates are clipped to [MIN_BALANCE, 1 - MIN_BALANCE]: never all one label."""
-
-
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """Logistic function, stable for large |x|; NaN stays NaN."""
-    x = np.asarray(x, dtype=float)
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
 def as_float(values: pd.Series) -> np.ndarray:

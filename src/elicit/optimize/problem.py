@@ -22,14 +22,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from elicit.datasets import CONSISTENCY_RULES
 from elicit.optimize.config import OptimizeError
 
-CONSISTENCY_RULES: tuple[str, ...] = (
-    "none",
-    "at_most_one_true",
-    "exactly_one_true",
-    "same_answer_same_label",
-)
 SCORE_CLIP = 20.0  # |log-odds| beyond this is clipped (p ~ 2e-9): keeps +-inf answers finite and strong
 PRIOR_CLIP = 8.0  # calibrated prior log-odds are clipped to +-this: a zero-shot prior is never near-certain
 BALANCE_RANGE = (0.05, 0.95)  # an estimated class balance is clipped into this range

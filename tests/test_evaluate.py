@@ -274,3 +274,15 @@ def test_config_rejects_unknown_keys() -> None:
         EvaluateConfig.from_dict({"nboot": 10})
     with pytest.raises(ValueError, match="evaluate.ci"):
         EvaluateConfig(ci=1.5)
+
+
+def test_adversarial_start_note_says_whether_the_wrong_basin_persists() -> None:
+    from elicit.evaluate import adversarial_start_notes
+
+    methods = ["full", "full_inverted_init", "zero_shot"]
+    stuck = np.array([[1.0, 0.2, 0.9], [0.2, 1.0, 0.1], [0.9, 0.1, 1.0]])
+    (note,) = adversarial_start_notes(methods, stuck)
+    assert "full_inverted_init" in note and "wrong basin persists" in note and "20 %" in note
+    escaped = np.array([[1.0, 0.95, 0.9], [0.95, 1.0, 0.88], [0.9, 0.88, 1.0]])
+    assert "escaped" in adversarial_start_notes(methods, escaped)[0]
+    assert adversarial_start_notes(["full", "zero_shot"], stuck[:2, :2]) == []

@@ -43,7 +43,9 @@ T = Template(id="t", pos="Is the narrator's action clearly morally wrong?", neg=
 @pytest.mark.parametrize("dataset", DATASETS)
 def test_every_dataset_has_templates(dataset: str) -> None:
     temps = load_templates(TEMPLATES, dataset)
-    assert temps and all(t.pos != t.neg and "True or False" in t.question("pos") for t in temps)
+    assert len(temps) >= 2  # a template ensemble: each template is one more worker for Dawid-Skene
+    assert len({t.pos for t in temps}) == len(temps) and len({t.neg for t in temps}) == len(temps)
+    assert all(t.pos != t.neg and "True or False" in t.question("pos") for t in temps)
 
 
 def test_template_ids_name_one_template_across_file() -> None:
@@ -57,8 +59,8 @@ def test_answer_label_does_not_clash_with_labels_in_texts() -> None:
     for temps in load_all_templates(TEMPLATES).values():
         for t in temps:
             assert t.answer not in (t.item, "Question", "Claim", "Solution", "Final answer")
-    (pol,) = load_templates(TEMPLATES, "political_normative")
-    assert pol.answer != "Answer"  # its texts are "Question: ...\nAnswer: ..."
+    for pol in load_templates(TEMPLATES, "political_normative"):
+        assert pol.answer != "Answer"  # its texts are "Question: ...\nAnswer: ..."
 
 
 def test_empty_item_label_renders_text_alone() -> None:
@@ -72,7 +74,7 @@ def test_unknown_dataset_falls_back_to_default() -> None:
 
 
 def test_ethics_framing_meaning() -> None:
-    (t,) = load_templates(TEMPLATES, "ethics")
+    t = load_templates(TEMPLATES, "ethics")[0]
     assert "morally wrong" in t.pos and "acceptable" in t.neg
 
 

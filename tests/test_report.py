@@ -56,16 +56,17 @@ def synthetic_run(n: int = 60, with_gold: bool = True, seed: int = 0) -> dict[st
     rows = []
     qid = 0
     for i in range(n):
-        for framing in ("pos", "neg"):
-            score = (2 * gold[i] - 1) * 1.0 + (0.4 if framing == "pos" else -0.4) + rng.normal()
-            rows.append((qid, 0, -1, i, "zero_shot", framing, [], [], -1, None, score))
-            qid += 1
+        for template, t_bias in (("t_a", 0.6), ("t_b", 0.0)):
+            for framing in ("pos", "neg"):
+                score = (2 * gold[i] - 1) * 1.0 + (0.4 if framing == "pos" else -0.4) + t_bias + rng.normal()
+                rows.append((qid, 0, -1, i, "zero_shot", framing, template, [], [], -1, None, score))
+                qid += 1
         for _ in range(3):
             ctx = rng.choice(n, 4, replace=False).tolist()
             shown = rng.integers(0, 2, 4).tolist()
             score = (2 * gold[i] - 1) + 0.8 * (np.mean(shown) - 0.5) + 0.3 * shown[-1] + rng.normal()
             framing = str(rng.choice(["pos", "neg"]))
-            rows.append((qid, 1, i // 10, i, "few_shot", framing, ctx, shown, -1, None, score))
+            rows.append((qid, 1, i // 10, i, "few_shot", framing, "t_a", ctx, shown, -1, None, score))
             qid += 1
     predictions = pd.DataFrame(
         rows,
@@ -76,6 +77,7 @@ def synthetic_run(n: int = 60, with_gold: bool = True, seed: int = 0) -> dict[st
             "target_id",
             "kind",
             "framing",
+            "template_id",
             "context_ids",
             "context_shown",
             "flipped_pos",
@@ -241,6 +243,8 @@ def test_bias_tables_show_the_planted_biases(run: dict[str, Any]) -> None:
     t = bias_tables(run["predictions"])
     framing = t["framing"].set_index("framing")["mean"]
     assert framing["pos"] > framing["neg"]  # planted acquiescence +0.4 / -0.4
+    template = t["template"].set_index("template")["mean"]
+    assert template["t_a"] > template["t_b"] + 0.3  # planted template bias +0.6
     last = t["last_shown"].set_index("last_shown")["mean"]
     assert last[1] > last[0]  # planted pull towards the last shown label
     assert set(t["frac_shown"]["frac_shown"]).issubset({0.0, 0.25, 0.5, 0.75, 1.0})
@@ -341,3 +345,34 @@ def test_report_with_nothing_at_all() -> None:
     assert_self_contained(html)
     df, summary = render_summary([({"run": "r"}, pd.DataFrame())])
     assert df.empty and "No gold labels" in summary
+
+
+def test_method_costs_charge_shared_rounds_and_own_jobs() -> None:
+    from elicit.report import method_costs
+
+    telemetry = [
+        {
+            "job": "query.round0",
+            "calls": 100,
+            "cache_hits": 10,
+            "prompt_tokens": 1000,
+            "completion_tokens": 100,
+            "wall_s": 2.0,
+        },
+        {
+            "job": "query.round1",
+            "calls": 50,
+            "cache_hits": 0,
+            "prompt_tokens": 2000,
+            "completion_tokens": 50,
+            "wall_s": 3.0,
+        },
+        {"job": "icm", "calls": 30, "cache_hits": 0, "prompt_tokens": 900, "completion_tokens": 30, "wall_s": 1.5},
+        {"job": "embed", "wall_s": 9.0},
+    ]
+    costs = method_costs(["zero_shot", "full", "icm", "selected"], telemetry)
+    assert costs["zero_shot"]["calls"] == 100 and costs["zero_shot"]["jobs"] == ["query.round0"]
+    assert costs["full"]["calls"] == 150 and costs["full"]["prompt_tokens"] == 3000 and costs["full"]["wall_s"] == 5.0
+    assert costs["selected"] == costs["full"]
+    assert costs["icm"]["calls"] == 30 and costs["icm"]["cache_hits"] == 0
+    assert method_costs(["full"], [{"job": "embed", "wall_s": 1.0}]) == {}

@@ -484,6 +484,7 @@ def diagnostics(labels: Labels, items: pd.DataFrame, rule: str | None = None) ->
         iu = np.triu_indices(len(seeds), k=1)
         seed_agreement[m] = float(a[iu].mean())
     out["seed_agreement"] = seed_agreement
+    out["notes"] += adversarial_start_notes(methods, matrix)
 
     viol: dict[str, dict[str, float | int]] = {}
     norm = normalise_rule(rule)
@@ -497,6 +498,33 @@ def diagnostics(labels: Labels, items: pd.DataFrame, rule: str | None = None) ->
                 viol[m] = res
     out["consistency_violations"] = viol
     return out
+
+
+INVERTED_SUFFIX = "_inverted_init"
+
+
+def adversarial_start_notes(methods: Sequence[str], agreement: np.ndarray) -> list[str]:
+    """One note per adversarial-start ablation ``<config>_inverted_init`` (started from the inverted zero-shot
+    labels): how far it came back towards zero-shot and whether it reached its normally started twin."""
+    notes = []
+    for i, m in enumerate(methods):
+        if not m.endswith(INVERTED_SUFFIX):
+            continue
+        parts = []
+        if "zero_shot" in methods:
+            parts.append(
+                f"agrees with zero_shot on {100 * agreement[i, methods.index('zero_shot')]:.0f} % (0 % at the start)"
+            )
+        twin = m[: -len(INVERTED_SUFFIX)]
+        if twin in methods:
+            a = float(agreement[i, methods.index(twin)])
+            verdict = (
+                "it escaped the wrong basin" if a >= 0.9 else "the start decides the labels: a wrong basin persists"
+            )
+            parts.append(f"with {twin} (normal start) on {100 * a:.0f} %: {verdict}")
+        if parts:
+            notes.append(f"Adversarial start {m}: " + "; ".join(parts) + ".")
+    return notes
 
 
 # ---------------------------------------- metrics.json

@@ -258,6 +258,7 @@ def bias_tables(predictions: pd.DataFrame | None) -> dict[str, pd.DataFrame]:
 
     * ``framing``: mean score per framing over zero-shot rows; an unbiased oracle has equal means, because the
       score already undoes the framing, so a gap is acquiescence (a pull towards answering "True").
+    * ``template``: mean zero-shot score per prompt template (a template ensemble's spread: a gap is a template bias).
     * ``last_shown``: few-shot rows, mean score by the label shown last in the context (position bias).
     * ``frac_shown``: few-shot rows, mean score by the fraction of shown labels equal to 1 (copying).
     """
@@ -274,6 +275,8 @@ def bias_tables(predictions: pd.DataFrame | None) -> dict[str, pd.DataFrame]:
     zs = df[df["kind"].astype(str) == "zero_shot"]
     if not zs.empty and "framing" in zs.columns:
         out["framing"] = summarise(zs.assign(framing=zs["framing"].astype(str)), "framing")
+    if not zs.empty and "template_id" in zs.columns:
+        out["template"] = summarise(zs.assign(template=zs["template_id"].astype(str)), "template")
     fs = df[df["kind"].astype(str).isin(["few_shot", "flip"])]
     if not fs.empty and "context_shown" in fs.columns:
         shown = fs["context_shown"].map(_as_list)
@@ -288,15 +291,16 @@ def bias_tables(predictions: pd.DataFrame | None) -> dict[str, pd.DataFrame]:
 
 
 def plot_bias(predictions: pd.DataFrame | None) -> bytes | None:
-    """Three panels: mean score by framing, by last shown label, and by fraction of shown labels = 1."""
+    """Four panels: mean score by framing, by template, by last shown label, and by fraction of shown labels = 1."""
     tables = bias_tables(predictions)
     if not tables:
         return None
-    fig = _new_figure(11.0, 3.2)
+    fig = _new_figure(14.5, 3.4)
     with sns.axes_style("whitegrid"):
-        axes = fig.subplots(1, 3)
+        axes = fig.subplots(1, 4)
     panels = (
         ("framing", "framing (zero-shot)", "acquiescence: gap between framings"),
+        ("template", "template (zero-shot)", "template bias: gap between templates"),
         ("last_shown", "last shown label (few-shot)", "position: pull towards the last label"),
         ("frac_shown", "fraction of shown labels = 1", "copying: slope"),
     )
@@ -311,7 +315,7 @@ def plot_bias(predictions: pd.DataFrame | None) -> bytes | None:
             else:
                 pos = np.arange(len(t))
                 ax.bar(pos, t["mean"], yerr=1.96 * t["sem"], capsize=4, color="#9ecae1", edgecolor="#1f77b4")
-                ax.set_xticks(pos, x.tolist())
+                ax.set_xticks(pos, x.tolist(), rotation=20 if key == "template" else 0, fontsize="small")
             ax.axhline(0.0, color="#333333", lw=0.8)
         ax.set_xlabel(xlabel)
         ax.set_title(title, fontsize="medium")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,6 +179,40 @@ def telemetry_summary(telemetry: Sequence[Mapping[str, Any]] | None) -> dict[str
     return {"totals": totals, "jobs": jobs, "cache_hit_rate": hit_rate}
 
 
+COST_KEYS = ("calls", "cache_hits", "prompt_tokens", "completion_tokens", "wall_s")
+ZERO_SHOT_ONLY = ("zero_shot", "zero_shot_calibrated")
+
+
+def method_costs(methods: Iterable[str], telemetry: Sequence[Mapping[str, Any]] | None) -> dict[str, dict[str, Any]]:
+    """What each method's labels cost in oracle use (calls, cache hits, tokens, oracle wall time), from telemetry.
+
+    A baseline with its own oracle job (icm, golden/random/bootstrap few-shot: telemetry ``job`` = the method)
+    is charged that job, all seeds. zero_shot and zero_shot_calibrated are charged the zero-shot round
+    (``query.round0``); every other method (few-shot votes, Dawid-Skene, each optimize config, selected) reads the
+    answers of all shared query rounds (``query.round*``) and is charged all of them: their costs are shared, not
+    additive. Methods with no telemetry at all are left out.
+    """
+    by_job = {str(t.get("job")): t for t in telemetry or []}
+
+    def total(jobs: list[str]) -> dict[str, Any] | None:
+        if not jobs:
+            return None
+        out: dict[str, Any] = {"jobs": jobs}
+        for k in COST_KEYS:
+            vals = [float(by_job[j][k]) for j in jobs if _finite(by_job[j].get(k))]
+            out[k] = sum(vals) if vals else None
+        return out
+
+    shared = sorted(j for j in by_job if j.startswith("query.round"))
+    costs = {}
+    for m in sorted(set(methods)):
+        jobs = [m] if m in by_job else [j for j in shared if j == "query.round0"] if m in ZERO_SHOT_ONLY else shared
+        c = total(jobs)
+        if c is not None:
+            costs[m] = c
+    return costs
+
+
 def _nuisance_entries(d: Mapping[str, Any]) -> dict[str, tuple[float, str | None]]:
     """Flatten one nuisance.json into name -> (value, meaning), whatever of the usual shapes it has."""
     meanings: dict[str, str] = {}
@@ -296,6 +330,7 @@ def render_report(
     notes: Sequence[str] | None = None,
     *,
     title_prefix: str = "Elicitation report",
+    costs: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> str:
     """The whole report as one HTML string (no external references; images as data URIs)."""
     metrics = _metrics_or_empty(metrics)
@@ -334,6 +369,7 @@ def render_report(
             "endpoint": card.get("endpoint") or "–",
         },
         "telemetry": telemetry_summary(telemetry),
+        "costs": [{"method": m, **c} for m, c in sorted((costs or {}).items())],
         "nuisance": nuisance_summary(nuisance, sel),
         "selection": {
             "selected": sel.get("selected"),

@@ -23,6 +23,7 @@ LOSS_NAMES: tuple[str, ...] = (
     "nuisance",
 )
 OPTIMIZERS: tuple[str, ...] = ("adamw", "lbfgs")
+INITS: tuple[str, ...] = ("prior", "inverted")
 SELECT_METHODS: tuple[str, ...] = ("heldout",)
 
 
@@ -103,6 +104,9 @@ class OptimizeConfig:
     patience: int = 15  # stop after this many epochs without improvement
     lbfgs_history: int = 10
     init_noise: float = 0.1  # std of the seeded jitter added to the prior logits at the start (restarts differ)
+    # start point: "prior" (the calibrated zero-shot log-odds) or "inverted" (their negation: the adversarial
+    # initialisation ablation, which asks whether the objective escapes a wrong basin)
+    init: str = "prior"
     flip_threshold: float = 0.6  # trust flip evidence only where |q - 0.5| + 0.5 of the target exceeds this
     flip_scale: float = 1.0  # multiplies the debiased flip score change before tanh (evidence strength)
     ranking_pairs_per_item: float = 4.0
@@ -120,6 +124,8 @@ class OptimizeConfig:
             raise OptimizeError(
                 f"{self.where}.optimizer: unknown optimizer '{self.optimizer}'; use one of: {', '.join(OPTIMIZERS)}"
             )
+        if self.init not in INITS:
+            raise OptimizeError(f"{self.where}.init: unknown start '{self.init}'; use one of: {', '.join(INITS)}")
         if not 0.5 <= self.flip_threshold <= 1.0:
             raise OptimizeError(
                 f"{self.where}.flip_threshold: {self.flip_threshold} is outside [0.5, 1]; "
@@ -152,7 +158,7 @@ class OptimizeConfig:
                 raise OptimizeError(f"{where}.{key}: unknown key{_suggest(str(key), known)}")
             if key == "weights":
                 kwargs[key] = LossWeights.from_params(f"{where}.weights", value)
-            elif key == "optimizer":
+            elif key in ("optimizer", "init"):
                 kwargs[key] = str(value).lower()
             elif key == "class_balance":
                 kwargs[key] = None if value is None else _number(f"{where}.{key}", value)

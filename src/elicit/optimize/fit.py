@@ -126,7 +126,8 @@ def _fit(prob: Problem, config: OptimizeConfig, seed: int, weights: dict[str, fl
     gen = seed_everything(seed)
 
     jitter = torch.randn(prob.n_items, generator=gen, dtype=torch.float64).to(dev, prob.dtype)
-    z = torch.nn.Parameter(prob.prior_logit.clone() + config.init_noise * jitter)
+    start = -prob.prior_logit if config.init == "inverted" else prob.prior_logit
+    z = torch.nn.Parameter(start.clone() + config.init_noise * jitter)
     theta = torch.nn.Parameter(L.init_nuisance(prob))
     use_theta = weights.get("nuisance", 0.0) > 0
     pairs = (

@@ -13,29 +13,22 @@ from elicit.datasets import DatasetConfig
 from elicit.evaluate import diagnostics
 from elicit.io import write_text
 from elicit.plots import make_plots
-from elicit.report import ReportConfig, render_report
+from elicit.report import ReportConfig, method_costs, render_report
 from elicit.stages import _cli
 from elicit.stages._labels import fresh_dir, read_methods
 
-TOKEN_COLUMNS = ("prompt_tokens", "completion_tokens")
 
-
-def _side_files(folders: list[Path]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """Per method: loss curves and fitted oracle biases (optimize configs), and oracle calls (baselines)."""
+def _side_files(folders: list[Path]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Per method: loss curves and fitted oracle biases (optimize configs)."""
     curves: dict[str, Any] = {}
     nuisance: dict[str, Any] = {}
-    calls: dict[str, Any] = {}
     for folder in folders:
         method = folder.name
         for f in sorted(folder.glob("seed*.curve.parquet")):
             curves.setdefault(method, {})[int(f.name[4:].split(".")[0])] = pd.read_parquet(f)
         for f in sorted(folder.glob("seed*.nuisance.json")):
             nuisance.setdefault(method, {})[int(f.name[4:].split(".")[0])] = json.loads(f.read_text())
-        if (folder / "calls.parquet").exists():
-            c = pd.read_parquet(folder / "calls.parquet")
-            tokens = {k: pd.to_numeric(c[k], errors="coerce").fillna(0).sum() if k in c else 0 for k in TOKEN_COLUMNS}
-            calls[method] = {"calls": len(c), **{k: int(v) for k, v in tokens.items()}}
-    return curves, nuisance, calls
+    return curves, nuisance
 
 
 def gold_best_config(metrics: pd.DataFrame, configs: list[str]) -> str | None:
@@ -93,7 +86,8 @@ def run() -> None:
         if selection is not None:  # the report may read gold: name the gold-best config, as an upper bound only
             selection = dict(selection, gold_best=gold_best_config(metrics, list(selection.get("scores", {}))))
         telemetry = [json.loads(f.read_text()) for f in sorted((paths.dir / "telemetry").glob("*.json"))]
-        curves, nuisance, calls = _side_files(folders)
+        curves, nuisance = _side_files(folders)
+        costs = method_costs(labels, telemetry)
         rcfg = ReportConfig.from_dict(cfg.section("report"))
         rule = DatasetConfig.from_params(cfg.dataset, cfg.dataset_params).consistency
         diag = diagnostics(labels, items, rule)
@@ -104,7 +98,7 @@ def run() -> None:
             items=items,
             predictions=predictions,
             curves=curves,
-            calls=calls,
+            calls=costs,
             selection=selection,
             reliability_bins=rcfg.reliability_bins,
         )
@@ -123,6 +117,7 @@ def run() -> None:
             nuisance,
             diag.get("notes"),
             title_prefix=rcfg.title_prefix,
+            costs=costs,
         )
         write_text(html, args.out or paths.report)
         tel.update(plots=sum(1 for v in plots.values() if v), methods=len(labels))

@@ -1,0 +1,194 @@
+"""The results study: one table over many runs (datasets x oracles x stress cases x ablations) and its Markdown page.
+
+Why: a researcher should see, in one place and with confidence intervals, where consistency-based labels beat
+just asking the model and where they do not. Pure functions on the per-run tables (``metrics.parquet``, telemetry,
+``selection.json``, ``ablation/ablation.parquet``); the ``study`` stage does the I/O.
+
+Columns of the compact table, per run: accuracy (seed mean, 95 % paired bootstrap CI) of each method in
+:data:`COLUMNS`, ``gold_best`` = the swept config with the best gold accuracy (an upper bound, never selectable),
+the selected config's PGR and oracle calls, and a verdict from the paired differences of ``selected`` against
+``zero_shot`` and ``few_shot_mean``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from elicit.evaluate import NUISANCE_WARN, compare, metric_row
+from elicit.report import summary_table
+
+COLUMNS: tuple[str, ...] = (
+    "zero_shot",
+    "few_shot_mean",
+    "majority_vote",
+    "dawid_skene",
+    "icm",
+    "random_fewshot",
+    "bootstrap_fewshot",
+    "selected",
+    "gold_best",
+    "golden_fewshot",
+)
+
+
+@dataclass
+class StudyRun:
+    """What the study reads of one run."""
+
+    card: Mapping[str, Any]
+    metrics: pd.DataFrame
+    costs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    selection: Mapping[str, Any] | None = None
+    ablation: pd.DataFrame | None = None
+    wall_s: float | None = None
+    metrics_json: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
+
+def gold_best(metrics: pd.DataFrame, configs: Sequence[str]) -> str | None:
+    """The swept config with the highest seed-mean gold accuracy (ties: first by name)."""
+    acc = metrics[(metrics["metric"] == "accuracy_seed_mean") & metrics["method"].isin(list(configs))]
+    if acc.empty:
+        return None
+    return str(acc.sort_values(["value", "method"], ascending=[False, True]).iloc[0]["method"])
+
+
+def long_table(runs: Sequence[StudyRun]) -> pd.DataFrame:
+    """``summary_table`` (one row per run x method) plus oracle calls and tokens, and the gold-best flag."""
+    df = summary_table([(r.card, r.metrics) for r in runs])
+    calls, tokens, best = [], [], []
+    by_run = {str(r.card.get("run")): r for r in runs}
+    for run, method in zip(df["run"].astype(str), df["method"].astype(str), strict=True):
+        r = by_run[run]
+        c = r.costs.get(method) or {}
+        calls.append(c.get("calls"))
+        tokens.append((c.get("prompt_tokens") or 0) + (c.get("completion_tokens") or 0) if c else None)
+        configs = list((r.selection or {}).get("scores") or {})
+        best.append(method == gold_best(r.metrics, configs))
+    df["oracle_calls"] = pd.array(calls, dtype="Float64")
+    df["tokens"] = pd.array(tokens, dtype="Float64")
+    df["gold_best_upper_bound"] = pd.array(best, dtype="boolean")
+    return df
+
+
+def warnings(metrics_json: Mapping[str, Mapping[str, float]]) -> list[str]:
+    """Study-level warnings from a run's metrics.json: labels that follow a known nuisance feature, and
+    collapse (almost every item in one class)."""
+    out = []
+    for method in ("selected", "zero_shot", "few_shot_mean", "icm"):
+        entry = metrics_json.get(method) or {}
+        a = entry.get("nuisance_agreement")
+        if a is not None and max(a, 1 - a) >= NUISANCE_WARN:
+            out.append(f"{method} labels equal the known nuisance feature on {100 * max(a, 1 - a):.0f} % of items")
+        rate = entry.get("positive_rate")
+        if rate is not None and min(rate, 1 - rate) < 0.05:
+            out.append(f"{method} labels {100 * rate:.0f} % of items as 1 (collapse)")
+    return out
+
+
+def _cell(metrics: pd.DataFrame, method: str | None) -> str:
+    if method is None:
+        return "–"
+    r = metric_row(metrics, method, "accuracy_seed_mean")
+    if r is None:
+        return "–"
+    std = metric_row(metrics, method, "accuracy")
+    spread = f" ±{100 * (std.ci_high - std.value):.1f}" if std is not None and std.ci_high > std.value + 1e-9 else ""
+    return f"{100 * r.value:.1f} [{100 * r.ci_low:.1f}, {100 * r.ci_high:.1f}]{spread}"
+
+
+def run_verdict(metrics: pd.DataFrame) -> str:
+    """Short verdict of ``selected`` against zero_shot and few_shot_mean (paired 95 % CIs)."""
+    parts = []
+    for ref in ("zero_shot", "few_shot_mean"):
+        c = compare(metrics, "selected", ref)
+        if c is None:
+            continue
+        if c.significant and c.diff > 0:
+            parts.append(f"beats {ref} (+{100 * c.diff:.1f})")
+        elif c.significant:
+            parts.append(f"WORSE than {ref} ({100 * c.diff:.1f})")
+        else:
+            parts.append(f"ties {ref} ({100 * c.diff:+.1f})")
+    return "; ".join(parts) if parts else "no gold: not evaluated"
+
+
+def compact_rows(runs: Sequence[StudyRun]) -> list[dict[str, str]]:
+    """One row per run: the cells of the Markdown table."""
+    rows = []
+    for r in runs:
+        m = r.metrics
+        configs = list((r.selection or {}).get("scores") or {})
+        best = gold_best(m, configs) if not m.empty else None
+        row = {
+            "run": str(r.card.get("run")),
+            "dataset": str(r.card.get("dataset") or "–"),
+            "oracle": str(r.card.get("oracle") or "–"),
+            "n": str(r.card.get("n") or "–"),
+        }
+        for col in COLUMNS:
+            row[col] = _cell(m, best if col == "gold_best" else col) if not m.empty else "–"
+        if best:
+            row["gold_best"] += f" ({best})"
+        sel = (r.selection or {}).get("selected")
+        row["selected_config"] = str(sel) if sel else "–"
+        pgr = metric_row(m, "selected", "pgr") if not m.empty else None
+        row["pgr"] = f"{pgr.value:.2f} [{pgr.ci_low:.2f}, {pgr.ci_high:.2f}]" if pgr else "–"
+        calls = (r.costs.get("selected") or {}).get("calls")
+        row["calls"] = f"{int(calls):,}" if calls is not None else "–"
+        row["verdict"] = run_verdict(m) if not m.empty else "no gold: not evaluated"
+        row["wall_min"] = f"{r.wall_s / 60:.1f}" if r.wall_s else "–"
+        rows.append(row)
+    return rows
+
+
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+    return out
+
+
+def markdown(runs: Sequence[StudyRun], notes: str = "", meta: Mapping[str, Any] | None = None) -> str:
+    """``docs/results.md``: the hand-written notes (verdicts, negative results), then the generated tables."""
+    meta = meta or {}
+    lines = [notes.rstrip(), ""] if notes.strip() else []
+    lines += [
+        "## The table (generated)",
+        "",
+        f"Generated by `{meta.get('command', 'uv run snakemake --cores 2 study')}` from {len(runs)} runs"
+        + (f"; measured wall time of all their jobs: {meta['wall_min']:.0f} min" if meta.get("wall_min") else "")
+        + ". Accuracy in % (seed mean) with its 95 % paired bootstrap CI and ± the std over restarts where a"
+        " method has several seeds; `gold_best` is the swept config with the best gold accuracy: an upper bound,"
+        " never selectable; `golden_fewshot` reads gold (reference only). PGR = (selected − zero_shot) /"
+        " (golden_fewshot − zero_shot). Calls = oracle calls behind `selected` (the shared query rounds).",
+        "",
+    ]
+    rows = compact_rows(runs)
+    header = ["run", "n", *COLUMNS, "selected config", "PGR", "calls", "verdict (selected)"]
+    body = [
+        [r["run"], r["n"], *(r[c] for c in COLUMNS), r["selected_config"], r["pgr"], r["calls"], r["verdict"]]
+        for r in rows
+    ]
+    lines += _md_table(header, body)
+    abl = [(r, r.ablation) for r in runs if r.ablation is not None and not r.ablation.empty]
+    if abl:
+        lines += ["", "## Ablations of the selected config (generated)", ""]
+        for r, t in abl:
+            lines += [f"**{r.card.get('run')}** (selected config `{t['config'].iloc[0]}`)", ""]
+            body = [
+                [
+                    str(v["variant"]),
+                    f"{100 * v['accuracy']:.1f} [{100 * v['ci_low']:.1f}, {100 * v['ci_high']:.1f}]",
+                    f"{100 * v.get('delta_vs_selected', float('nan')):+.1f}",
+                ]
+                for _, v in t.iterrows()
+            ]
+            lines += [*_md_table(["variant", "accuracy", "Δ vs selected (points)"], body), ""]
+    warn = [(str(r.card.get("run")), n) for r in runs for n in warnings(r.metrics_json)]
+    if warn:
+        lines += ["", "## Warnings from the reports (generated)", ""]
+        lines += [f"- **{run}**: {n}" for run, n in warn]
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,109 @@
+"""Ablations of the selected config and the study table: planted differences come out, verdicts follow the CIs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from elicit.ablation import SELECTED, ablation_table, describe, run_ablations, variants
+from elicit.evaluate import evaluate
+from elicit.optimize import OptimizeConfig
+from elicit.optimize.config import LossWeights
+from elicit.optimize.synthetic import SyntheticSpec, generate
+from elicit.study import StudyRun, compact_rows, gold_best, long_table, markdown, run_verdict, warnings
+
+FULL = OptimizeConfig(
+    name="full",
+    weights=LossWeights(mutual=1.0, prior=0.3, balance=0.5, nuisance=1.0),
+    max_epochs=200,
+)
+
+
+def test_variants_remove_each_active_term_and_add_start_and_rounds() -> None:
+    names = [v.name for v in variants(FULL, rounds=3)]
+    assert names == [SELECTED, "-mutual", "-prior", "-balance", "-nuisance", "inverted_init", "rounds<=1", "rounds<=2"]
+    by_name = {v.name: v for v in variants(FULL, rounds=2)}
+    assert by_name["-prior"].config.weights.prior == 0 and by_name["-prior"].config.weights.mutual == 1.0
+    assert by_name["inverted_init"].config.init == "inverted" and by_name["rounds<=1"].max_round == 1
+    lone = OptimizeConfig(name="m", weights=LossWeights(mutual=1.0))
+    assert [v.name for v in variants(lone, rounds=1)] == [SELECTED, "inverted_init"]
+
+
+@pytest.fixture(scope="module")
+def ablated() -> tuple[pd.DataFrame, pd.DataFrame]:
+    data = generate(SyntheticSpec(n_items=300, n_tuples=6000, seed=5))
+    tuples = data.tuples.copy()
+    tuples["round"] = np.where(np.arange(len(tuples)) % 2 == 0, 1, 2)  # two rounds of answers
+    todo = [v for v in variants(FULL, rounds=2) if v.name in (SELECTED, "-mutual", "rounds<=1")]
+    labels = run_ablations(todo, tuples, data.priors, data.items, data.consistency_rule, seeds=[0, 1], device="cpu")
+    items = data.items.assign(gold=pd.array(data.truth.astype(int), dtype="Int8"))
+    metrics = evaluate(labels, items, seed=0, n_boot=200)
+    return metrics, ablation_table(metrics, "full")
+
+
+def test_removing_mutual_predictability_costs_accuracy_on_informative_calls(ablated) -> None:
+    metrics, table = ablated
+    t = table.set_index("variant")
+    assert set(t.index) == {SELECTED, "-mutual", "rounds<=1"}
+    assert t.loc[SELECTED, "delta_vs_selected"] == 0.0
+    assert t.loc["-mutual", "accuracy"] < t.loc[SELECTED, "accuracy"] - 0.03  # the prior alone is weaker
+    lines = describe(table)
+    assert any(line.startswith("-mutual") and "this part matters" in line for line in lines)
+
+
+def test_fits_never_read_gold() -> None:
+    data = generate(SyntheticSpec(n_items=120, n_tuples=2000, seed=2))
+    tuples = data.tuples.assign(round=1)
+    todo = variants(FULL.with_(max_epochs=20), rounds=1)
+    a = run_ablations(todo, tuples, data.priors, data.items, "none", seeds=[0], device="cpu")
+    shuffled = data.items.assign(gold=np.random.default_rng(0).permutation(data.truth))
+    b = run_ablations(todo, tuples, data.priors, shuffled, "none", seeds=[0], device="cpu")
+    for name in a:
+        assert a[name][0].equals(b[name][0])
+
+
+def _metrics(acc: dict[str, float], n: int = 400, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    gold = rng.integers(0, 2, n)
+    labels = {}
+    for m, a in acc.items():
+        right = rng.random(n) < a
+        labels[m] = {0: pd.DataFrame({"item_id": np.arange(n), "p_true": np.where(right, gold, 1 - gold) * 0.8 + 0.1})}
+    items = pd.DataFrame({"item_id": np.arange(n), "gold": pd.array(gold, dtype="Int8")})
+    return evaluate(labels, items, seed=0, n_boot=300)
+
+
+def test_study_table_verdicts_follow_the_paired_cis() -> None:
+    good = _metrics({"zero_shot": 0.6, "few_shot_mean": 0.7, "selected": 0.9, "full": 0.9, "mutual_only": 0.95,
+                     "golden_fewshot": 0.95})  # fmt: skip
+    tie = _metrics({"zero_shot": 0.7, "few_shot_mean": 0.72, "selected": 0.71, "full": 0.71}, seed=1)
+    assert run_verdict(good).startswith("beats zero_shot (+")
+    assert "beats few_shot_mean" in run_verdict(good)
+    assert "ties zero_shot" in run_verdict(tie) and "ties few_shot_mean" in run_verdict(tie)
+    assert gold_best(good, ["full", "mutual_only"]) == "mutual_only"
+
+    runs = [
+        StudyRun(card={"run": "a", "dataset": "d", "oracle": "o", "n": 400}, metrics=good,
+                 costs={"selected": {"calls": 1234, "prompt_tokens": 10, "completion_tokens": 2}},
+                 selection={"selected": "full", "scores": {"full": 1.0, "mutual_only": 0.5}},
+                 metrics_json={"selected": {"nuisance_agreement": 0.9, "positive_rate": 0.5}}),
+        StudyRun(card={"run": "b", "dataset": "d", "oracle": "o", "n": 400}, metrics=tie,
+                 selection={"selected": "full", "scores": {"full": 1.0}}),
+    ]  # fmt: skip
+    rows = {r["run"]: r for r in compact_rows(runs)}
+    assert rows["a"]["gold_best"].endswith("(mutual_only)") and rows["a"]["calls"] == "1,234"
+    assert rows["b"]["icm"] == "–" and rows["b"]["pgr"] == "–"
+    md = markdown(runs, "# Notes\n\nhand-written", {"command": "cmd", "wall_min": 3.0})
+    assert md.startswith("# Notes") and "| a | 400 |" in md and "`cmd`" in md and "3 min" in md
+    assert "equal the known nuisance feature on 90 %" in md
+    table = long_table(runs)
+    sel = table[(table["run"] == "a") & (table["method"] == "selected")].iloc[0]
+    assert sel["oracle_calls"] == 1234 and sel["tokens"] == 12
+    assert table.loc[table["gold_best_upper_bound"], "method"].tolist() == ["mutual_only", "full"]
+
+
+def test_warnings_name_collapse_and_nuisance_tracking() -> None:
+    assert warnings({"selected": {"positive_rate": 0.99}}) == ["selected labels 99 % of items as 1 (collapse)"]
+    assert warnings({"zero_shot": {"nuisance_agreement": 0.2}})[0].startswith("zero_shot labels equal")
+    assert warnings({"selected": {"nuisance_agreement": 0.6, "positive_rate": 0.4}}) == []

@@ -14,6 +14,7 @@ include: "workflow/rules/oracle.smk"
 include: "workflow/rules/optimize.smk"
 include: "workflow/rules/baselines.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/study.smk"
 
 
 rule all:

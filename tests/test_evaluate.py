@@ -286,3 +286,15 @@ def test_adversarial_start_note_says_whether_the_wrong_basin_persists() -> None:
     escaped = np.array([[1.0, 0.95, 0.9], [0.95, 1.0, 0.88], [0.9, 0.88, 1.0]])
     assert "escaped" in adversarial_start_notes(methods, escaped)[0]
     assert adversarial_start_notes(["full", "zero_shot"], stuck[:2, :2]) == []
+
+
+def test_labels_tracking_a_known_nuisance_feature_are_warned_about() -> None:
+    from elicit.evaluate import nuisance_agreement
+
+    ids = np.arange(8)
+    items = pd.DataFrame({"item_id": ids, "nuisance": pd.array([1, 1, 1, 1, 0, 0, 0, None], dtype="Int8")})
+    hard = np.array([[1, 1, 1, 1, 0, 0, 0, 1], [1, 0, 1, 0, 1, 0, 1, 0], [0, 0, 0, 0, 1, 1, 1, np.nan]], dtype=float)
+    agree, notes = nuisance_agreement(["ideology", "mixed", "inverse"], hard, items, ids)
+    assert agree == {"ideology": 1.0, "mixed": pytest.approx(3 / 7), "inverse": 0.0}
+    assert len(notes) == 2 and "ideology" in notes[0] and "label 1" in notes[0] and "label 0" in notes[1]
+    assert nuisance_agreement(["m"], hard[:1], items.drop(columns="nuisance"), ids) == ({}, [])

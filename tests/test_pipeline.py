@@ -13,6 +13,7 @@ import json
 import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -94,6 +95,15 @@ def test_both_drivers_same_outputs_and_exact_reruns(tmp_path: Path) -> None:
     assert {a or b for a, b in rerun} == {"optimize_full", "select", "evaluate", "report", "export", "summary"}
     assert oracle_calls(dvc) == calls_before
     assert parquet_digests(dvc) == parquet_digests(smk)
+
+    # the study target: ablations and the table over study.runs, with no new oracle call
+    sh("snakemake --cores 2 study", smk)
+    md = (smk / "docs" / "results.md").read_text()
+    assert "| tiny |" in md and "Ablations of the selected config" in md and "inverted_init" in md
+    table = pd.read_parquet(smk / "results" / "study" / "summary.parquet")
+    assert set(table["run"]) == {"tiny"} and int(table["gold_best_upper_bound"].sum()) == 1
+    assert float(table.loc[table["method"] == "selected", "oracle_calls"].iloc[0]) > 0
+    assert oracle_calls(smk) == calls_before
 
 
 def test_backbone_caching_and_source_edits(repo_copy: Path) -> None:

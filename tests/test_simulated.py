@@ -295,3 +295,23 @@ def test_driver_columns_for_simulated(data: tuple[pd.DataFrame, dict[int, int]])
     assert set(preds["model"]) == {"simulated:sim_strong"} and set(preds["oracle"]) == {"sim"}
     assert preds["prompt_tokens"].isna().all() and not preds["cached"].any()
     assert preds["prompt_sha256"].str.len().eq(64).all()
+
+
+def test_truth_column_makes_the_simulator_believe_a_nuisance_feature() -> None:
+    from elicit.oracle import OracleConfig, OracleError
+    from elicit.stages._oracle import gold_for_simulator
+
+    cfg = OracleConfig.from_params("s", {"kind": "simulated", "preset": "sim_strong", "truth_column": "nuisance"})
+    items = pd.DataFrame(
+        {
+            "item_id": [0, 1, 2],
+            "text": ["a", "b", "c"],
+            "gold": pd.array([None, None, None], dtype="Int8"),
+            "nuisance": pd.array([1, 0, None], dtype="Int8"),
+        }
+    )
+    assert gold_for_simulator(items, cfg) == {0: 1, 1: 0}
+    with pytest.raises(OracleError, match="truth_column: items have no column 'nuisance'"):
+        gold_for_simulator(items.drop(columns="nuisance"), cfg)
+    with pytest.raises(OracleError, match="only for kind simulated"):
+        OracleConfig.from_params("o", {"kind": "openai", "base_url": "http://x/v1", "model": "m", "truth_column": "g"})

@@ -90,6 +90,9 @@ class DatasetConfig:
     citation: str = ""
     templates: str | None = None
     """Which prompt set of data/templates.yaml to use; None = the dataset's name (then ``default``)."""
+    other_splits: list[str] = field(default_factory=list)
+    """Other splits of the same dataset (files relative to the repo root, read like ``path``: ETHICS train files),
+    checked for items that also occur there (data hygiene, ``elicit.hygiene``); never labelled."""
 
     @classmethod
     def from_params(cls, name: str, d: dict[str, Any]) -> DatasetConfig:
@@ -140,6 +143,15 @@ class DatasetConfig:
             values.pop("short_only", None)
         elif not isinstance(values["short_only"], bool):
             raise DataError(f"dataset '{name}': datasets.{name}.short_only must be true or false")
+        if values.get("other_splits") is None:
+            values.pop("other_splits", None)
+        elif not isinstance(values["other_splits"], list) or not all(
+            isinstance(p, str) and p for p in values["other_splits"]
+        ):
+            raise DataError(
+                f"dataset '{name}': datasets.{name}.other_splits must be a list of file paths, "
+                "e.g. [data/ethics/justice/justice_train.csv]"
+            )
         max_chars = values.get("max_chars")
         if max_chars is not None and (isinstance(max_chars, bool) or not isinstance(max_chars, int) or max_chars < 1):
             raise DataError(f"dataset '{name}': datasets.{name}.max_chars must be a positive integer or null")
@@ -164,6 +176,10 @@ class DatasetConfig:
             raise DataError(f"dataset '{self.name}': source file needs {key}.path (relative to the repo root)")
         if self.source == "hub" and not self.hub_path:
             raise DataError(f"dataset '{self.name}': source hub needs {key}.hub_path (e.g. 'user/dataset')")
+        if self.path and self.path in self.other_splits:
+            raise DataError(
+                f"dataset '{self.name}': {key}.other_splits lists the dataset's own file {self.path}; remove it there"
+            )
         if self.source in ("file", "hub"):
             if not self.text_column:
                 raise DataError(f"dataset '{self.name}': source {self.source} needs {key}.text_column")
@@ -195,6 +211,7 @@ DATASET_JSON_SCHEMA: dict[str, Any] = {
         "consistency": {"enum": list(CONSISTENCY_RULES)},
         "licence": {"type": "string"},
         "citation": {"type": "string"},
+        "other_splits": {"type": ["array", "null"], "items": {"type": "string", "minLength": 1}},
     },
 }
 """JSON schema of one ``datasets.<name>`` entry (for params.schema.yaml): the DatasetConfig keys."""
@@ -700,6 +717,29 @@ def _raw_items(cfg: DatasetConfig, root: Path) -> pd.DataFrame:
             f"(see data/SOURCES.md) or set {key}.path"
         )
     return spec.convert(_read_file(path, cfg.format), f"dataset '{cfg.name}': {rel}")
+
+
+def load_other_splits(cfg: DatasetConfig, root: Path) -> dict[str, pd.DataFrame]:
+    """``other_splits`` as ``path → frame`` (``text``, ``gold``, ``source_row``), read and converted like the
+    dataset's own file but without its filters (an overlap with a long or filtered-out row is still an overlap);
+    rows without text are left out."""
+    out: dict[str, pd.DataFrame] = {}
+    key = f"datasets.{cfg.name}.other_splits"
+    for rel in cfg.other_splits:
+        path = _resolve(Path(root), rel)
+        if not path.exists():
+            raise DataError(
+                f"dataset '{cfg.name}': other split {rel} not found under {root}; fix or remove it in {key}"
+            )
+        where = f"dataset '{cfg.name}': {rel}"
+        raw = _read_file(path, cfg.format)
+        if cfg.source == "builtin":
+            frame = BUILTINS[cfg.builtin or cfg.name].convert(raw, where)
+        else:
+            frame = _from_columns(raw, cfg, rel)
+        ok = [isinstance(t, str) and bool(t.strip()) for t in frame["text"]]
+        out[rel] = frame.loc[ok, ["text", "gold", "source_row"]].reset_index(drop=True)
+    return out
 
 
 # --------------------------------------------------------------------------------------------- items

@@ -485,6 +485,8 @@ def diagnostics(labels: Labels, items: pd.DataFrame, rule: str | None = None) ->
         seed_agreement[m] = float(a[iu].mean())
     out["seed_agreement"] = seed_agreement
     out["notes"] += adversarial_start_notes(methods, matrix)
+    out["nuisance_agreement"], nuisance_notes = nuisance_agreement(methods, hard, items, ids)
+    out["notes"] += nuisance_notes
 
     viol: dict[str, dict[str, float | int]] = {}
     norm = normalise_rule(rule)
@@ -498,6 +500,46 @@ def diagnostics(labels: Labels, items: pd.DataFrame, rule: str | None = None) ->
                 viol[m] = res
     out["consistency_violations"] = viol
     return out
+
+
+NUISANCE_WARN = 0.75
+"""Agreement (either direction) with a known non-truth feature from which labels count as tracking it."""
+
+
+def nuisance_agreement(
+    methods: Sequence[str], hard: np.ndarray, items: pd.DataFrame, ids: np.ndarray
+) -> tuple[dict[str, float], list[str]]:
+    """Per method, the fraction of items whose hard label equals the items' known ``nuisance`` feature (e.g. a
+    liberal stance), and a warning for each method at or beyond :data:`NUISANCE_WARN` in either direction:
+    such labels may follow that salient feature instead of the task (Canavan et al.'s second challenge)."""
+    if "nuisance" not in items.columns:
+        return {}, []
+    nu = (
+        pd.Series(
+            pd.to_numeric(items["nuisance"], errors="coerce").astype("Float64").to_numpy(dtype=float, na_value=np.nan),
+            index=items["item_id"].to_numpy(),
+        )
+        .reindex(ids)
+        .to_numpy()
+    )
+    known = np.isfinite(nu)
+    if not known.any():
+        return {}, []
+    out: dict[str, float] = {}
+    notes = []
+    for i, m in enumerate(methods):
+        ok = known & np.isfinite(hard[i])
+        if not ok.any():
+            continue
+        a = float(np.mean(hard[i][ok] == nu[ok]))
+        out[m] = a
+        if max(a, 1.0 - a) >= NUISANCE_WARN:
+            side = "label 1" if a >= 0.5 else "label 0"
+            notes.append(
+                f"Warning: {m} labels follow the known nuisance feature (nuisance = 1 gets {side}) on "
+                f"{100 * max(a, 1.0 - a):.0f} % of {int(ok.sum())} items: they may track that feature, not the task."
+            )
+    return out, notes
 
 
 INVERTED_SUFFIX = "_inverted_init"
@@ -585,7 +627,7 @@ def metrics_json(metrics: pd.DataFrame, diagnostics: Mapping[str, Any] | None = 
             put(method, f"{metric}_ci_low", lo)
             put(method, f"{metric}_ci_high", hi)
     if diagnostics:
-        for key in ("flip_rate_vs_zero_shot", "positive_rate", "seed_agreement"):
+        for key in ("flip_rate_vs_zero_shot", "positive_rate", "seed_agreement", "nuisance_agreement"):
             for method, v in (diagnostics.get(key) or {}).items():
                 put(method, key, v)
         for method, res in (diagnostics.get("consistency_violations") or {}).items():

@@ -7,8 +7,10 @@ identical frames give byte-identical files.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,6 +37,29 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+@contextmanager
+def atomic_dir(path: Path | str) -> Iterator[Path]:
+    """Yield a new, empty temporary folder next to ``path``; rename it to ``path`` only if the block succeeds.
+
+    The old ``path`` is removed first (as DVC does before a stage), so a writer killed half-way leaves ``path``
+    absent, never holding some of its files only. Temporary folders of earlier killed writers of ``path`` go too.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True)
+    if path.exists():
+        shutil.rmtree(path)
+    tmp = path.parent / f".{path.name}.{os.urandom(6).hex()}.tmp"
+    tmp.mkdir()  # not mkdtemp: the folder keeps the umask's mode (mkdtemp's is 0o700)
+    try:
+        yield tmp
+        os.rename(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_parquet(df: pd.DataFrame, path: Path | str, schema: pa.Schema | None = None) -> None:

@@ -30,6 +30,11 @@ class RunPaths:
         return self.dir / "items.parquet"
 
     @property
+    def hygiene(self) -> Path:
+        """Duplicate counts of the load stage (``elicit.hygiene``), next to items.parquet."""
+        return self.dir / "hygiene.json"
+
+    @property
     def embeddings(self) -> Path:
         return self.dir / "embeddings.npy"
 

@@ -51,7 +51,7 @@ OPTIMIZE_OWN_KEYS = ("configs", "loop_config", "select")
 
 # Stage name → (its own source files, params keys it reads). Shared sources are added to every stage.
 STAGE_SOURCES: dict[str, tuple[str, ...]] = {
-    "load": ("src/elicit/stages/load.py", "src/elicit/datasets.py"),
+    "load": ("src/elicit/stages/load.py", "src/elicit/datasets.py", "src/elicit/hygiene.py"),
     "embed": ("src/elicit/stages/embed.py", "src/elicit/embed.py"),
     "group": ("src/elicit/stages/group.py", "src/elicit/group.py"),
     "query": ("src/elicit/stages/query.py", "src/elicit/plan.py", *ORACLE_SOURCES),
@@ -79,9 +79,23 @@ STAGE_SOURCES: dict[str, tuple[str, ...]] = {
         "src/elicit/report.py",
         "src/elicit/templates/summary.html.j2",
     ),
+    "ablate": (
+        "src/elicit/stages/ablate.py",
+        "src/elicit/ablation.py",
+        "src/elicit/evaluate.py",
+        "src/elicit/plots.py",
+        *OPTIMIZE_SOURCES,
+    ),
+    "study": (
+        "src/elicit/stages/study.py",
+        "src/elicit/study.py",
+        "src/elicit/stages/report.py",
+        "src/elicit/report.py",
+        "src/elicit/templates/summary.html.j2",
+    ),
 }
 STAGE_PARAMS: dict[str, tuple[str, ...]] = {
-    "load": ("base.seed", "runs.{run}", "datasets.{dataset}"),
+    "load": ("base.seed", "hygiene", "runs.{run}", "datasets.{dataset}"),
     "embed": ("embed", "runs.{run}"),
     "group": ("group", "base.seed", "base.rounds", "runs.{run}"),
     "query": (*ORACLE_PARAMS, "runs.{run}"),
@@ -112,6 +126,9 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "report": ("evaluate", "report", "runs.{run}", "datasets.{dataset}", "oracles.{oracle}"),
     "export": ("runs.{run}", "datasets.{dataset}"),
     "summary": ("summary", "<summary runs>"),
+    # the study (Snakemake target `study`, not part of a bare run or of dvc.yaml)
+    "ablate": ("optimize", "base.seeds", "base.rounds", "evaluate", "runs.{run}", "datasets.{dataset}"),
+    "study": ("study", "<study runs>"),
 }
 VOTE_METHODS = ("zero_shot", "zero_shot_calibrated", "few_shot_mean", "majority_vote", "dawid_skene")
 FEWSHOT_METHODS = ("golden_fewshot", "random_fewshot", "bootstrap_fewshot")
@@ -157,10 +174,11 @@ def configs(params: dict[str, Any]) -> list[str]:
 
 
 def data_file(params: dict[str, Any], run: str) -> list[str]:
-    """The dataset file a run's load stage reads (none for hub sources)."""
+    """The dataset files a run's load stage reads: its file (none for hub sources), then its ``other_splits``."""
     ds = params["datasets"][params["runs"][run]["dataset"]]
     path = ds.get("path")
-    return [path] if path and ds.get("source", "builtin") != "hub" else []
+    own = [path] if path and ds.get("source", "builtin") != "hub" else []
+    return own + [p for p in ds.get("other_splits") or [] if p not in own]
 
 
 def jobs_for_run(params: dict[str, Any], run: str) -> list[Job]:
@@ -176,6 +194,7 @@ def jobs_for_run(params: dict[str, Any], run: str) -> list[Job]:
         f"{d}/tuples.parquet",
     )
     preds = [f"{d}/round{r}/predictions.parquet" for r in range(rounds + 1)]
+    hygiene = f"{d}/hygiene.json"
     config_dirs = [f"{d}/labels/{c}" for c in configs(params)]
     baseline_dirs = [f"{d}/labels/{m}" for m in (*VOTE_METHODS, "icm", *FEWSHOT_METHODS)]
 
@@ -183,7 +202,7 @@ def jobs_for_run(params: dict[str, Any], run: str) -> list[Job]:
         return Job(stage=stage, name=name, run=run, keys=dict(keys, **kw.pop("extra_keys", {})), **kw)
 
     out = [
-        job("load", "load", deps={}, outs={"out": [items]}),
+        job("load", "load", deps={}, outs={"out": [items], "hygiene": [hygiene]}),
         job("embed", "embed", deps={"items": [items]}, outs={"out": [f"{d}/embeddings.npy"]}),
         job("group", "group", deps={"embeddings": [f"{d}/embeddings.npy"]}, outs={"out": [groups]}),
         job("query", "query_r0", args={"round": "0"}, deps={"items": [items]}, outs={"out": [preds[0]]}),
@@ -279,6 +298,7 @@ def jobs_for_run(params: dict[str, Any], run: str) -> list[Job]:
                 "labels": label_dirs,
                 "predictions": preds,
                 "selection": [f"{d}/selection.json"],
+                "hygiene": [hygiene],
             },
             outs={"out": [f"{d}/report.html"], "plots": [f"{d}/plots"]},
         ),
@@ -298,8 +318,8 @@ def expand_keys(params: dict[str, Any], stage: str, keys: dict[str, str]) -> lis
     for key in STAGE_PARAMS[stage]:
         if key == OPTIMIZE_SHARED:
             out += [f"optimize.{k}" for k in params.get("optimize", {}) if k not in OPTIMIZE_OWN_KEYS]
-        elif key == "<summary runs>":  # each summarised run's entry, dataset and oracle (not other runs')
-            for run in params["summary"]["runs"]:
+        elif key in ("<summary runs>", "<study runs>"):  # each listed run's entry, dataset and oracle
+            for run in params[key[1:-6]]["runs"]:
                 entry = params["runs"][run]
                 out += [f"runs.{run}", f"datasets.{entry['dataset']}", f"oracles.{entry['oracle']}"]
         else:

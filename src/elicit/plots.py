@@ -413,3 +413,31 @@ def make_plots(
             log.exception("plot %s failed; the report will show it as not available", name)
             out[name] = None
     return out
+
+
+def plot_ablation(table: pd.DataFrame | None) -> bytes | None:
+    """Accuracy (95 % paired bootstrap CI) of the selected config and each ablation of it, best first."""
+    if table is None or table.empty:
+        return None
+    t = table.sort_values("accuracy", ascending=True, kind="stable").reset_index(drop=True)
+    fig = _new_figure(6.5, 0.9 + 0.35 * len(t))
+    with sns.axes_style("whitegrid"):
+        ax = fig.add_subplot()
+    y = np.arange(len(t))
+    colours = ["#d62728" if v == "selected" else "#1f77b4" for v in t["variant"]]
+    ax.errorbar(
+        t["accuracy"],
+        y,
+        xerr=[t["accuracy"] - t["ci_low"], t["ci_high"] - t["accuracy"]],
+        fmt="none",
+        ecolor="#777777",
+        capsize=3,
+    )
+    ax.scatter(t["accuracy"], y, c=colours, zorder=3)
+    sel = t[t["variant"] == "selected"]
+    if not sel.empty:
+        ax.axvspan(float(sel["ci_low"].iloc[0]), float(sel["ci_high"].iloc[0]), color="#d62728", alpha=0.08)
+    ax.set_yticks(y, t["variant"].astype(str).tolist(), fontsize="small")
+    ax.set_xlabel("accuracy (95 % paired bootstrap CI)")
+    ax.set_title(f"Ablations of {t['config'].iloc[0]}", fontsize="medium")
+    return _png(fig)

@@ -294,8 +294,55 @@ def _card_rows(card: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("Licence", card.get("licence")),
         ("Citation", card.get("citation")),
         ("Seed", card.get("seed")),
+        *(_hygiene_rows(card["hygiene"]) if "hygiene" in card else []),
     ]
     return [(k, "–" if v is None or v == "" else str(v)) for k, v in fields]
+
+
+def _hygiene_rows(h: Mapping[str, Any] | None) -> list[tuple[str, Any]]:
+    """Dataset-card rows of the load stage's duplicate check (``hygiene.json``, see elicit.hygiene)."""
+    if not h:
+        return [("Duplicates", "not recorded")]
+    within = h.get("within")
+    if within is None:
+        return [("Duplicates", "not checked (hygiene.action: none)")]
+    threshold = h.get("near_threshold")
+    near = f"{within['near_items']} rows" + (
+        f" (same text up to case and punctuation, or cosine ≥ {threshold})"
+        if threshold is not None
+        else " (same text up to case and punctuation; near_threshold: null)"
+    )
+    rows: list[tuple[str, Any]] = [
+        ("Exact duplicates within", f"{within['exact_items']} of {h['rows_checked']} rows"),
+        ("Near duplicates within", near),
+        ("Duplicate pairs with conflicting gold", f"{within.get('conflicting_gold_pairs')} pairs"),
+    ]
+    splits = h.get("other_splits") or {}
+    if splits:
+        rows.append(
+            (
+                "Overlap with other splits",
+                "; ".join(
+                    f"{name}: {s['exact_items']} exact + {s['near_items']} near ({s['rows']} rows)"
+                    for name, s in splits.items()
+                )
+                + f" — {h.get('other_split_items', 0)} items in all",
+            )
+        )
+    else:
+        rows.append(("Overlap with other splits", "no other split configured (datasets.<name>.other_splits)"))
+    if h.get("action") == "drop":
+        done = f"dropped {h.get('dropped', 0)} rows ({h.get('dropped_group_mates', 0)} of them consistency-group mates)"
+    else:
+        sample = h.get("sample") or {}
+        done = f"flagged {h.get('flagged', 0)} rows (kept; columns dup_within, dup_other_split)"
+        if sample:
+            done += (
+                f"; in this run's {sample['items']} items: {sample['dup_within']} within, "
+                f"{sample['dup_other_split']} in other splits"
+            )
+    rows.append(("Duplicates handling", done))
+    return rows
 
 
 def _params_yaml(card: Mapping[str, Any]) -> str:
@@ -353,6 +400,7 @@ def render_report(
             "flip_rate": (diagnostics.get("flip_rate_vs_zero_shot") or {}).get(m),
             "seed_agreement": (diagnostics.get("seed_agreement") or {}).get(m),
             "violations": (diagnostics.get("consistency_violations") or {}).get(m),
+            "nuisance": (diagnostics.get("nuisance_agreement") or {}).get(m),
         }
         for m in diag_methods
     ]
@@ -381,6 +429,7 @@ def render_report(
         "has_gold": bool(not metrics.empty and (metrics["metric"] == "accuracy").any()),
         "missing": missing,
         "diag_rows": diag_rows,
+        "has_nuisance": bool(diagnostics.get("nuisance_agreement")),
         "consistency_rule": diagnostics.get("consistency_rule") or "none",
         "plots": plot_list,
         "params_yaml": _params_yaml(card),

@@ -68,3 +68,10 @@ def predictions_through(wildcards):
 
 SUMMARY_RUNS = list(config["summary"]["runs"])
 SUMMARY_TRACKED = {key: pipeline.lookup(config, key) for key in pipeline.expand_keys(config, "summary", {})}
+
+
+STUDY_RUNS = list(config.get("study", {}).get("runs", []))
+STUDY_ABLATE = list(config.get("study", {}).get("ablate", []))
+STUDY_TRACKED = (
+    {key: pipeline.lookup(config, key) for key in pipeline.expand_keys(config, "study", {})} if STUDY_RUNS else {}
+)

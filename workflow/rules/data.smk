@@ -7,6 +7,7 @@ rule load:
         src=sources("load"),
     output:
         out="results/{run}/items.parquet",
+        hygiene="results/{run}/hygiene.json",
     params:
         tracked=tracked("load"),
     conda:
@@ -16,7 +17,7 @@ rule load:
     benchmark:
         "benchmarks/runs/{run}/load.tsv"
     shell:
-        "python -m elicit.stages.load --run {wildcards.run} --out {output.out} 2> {log}"
+        "python -m elicit.stages.load --run {wildcards.run} --out {output.out} --hygiene {output.hygiene} 2> {log}"
 
 
 rule embed:

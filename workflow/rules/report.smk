@@ -29,6 +29,7 @@ rule report:
         labels=LABEL_DIRS,
         predictions=ALL_PREDICTIONS,
         selection="results/{run}/selection.json",
+        hygiene="results/{run}/hygiene.json",
         src=sources("report"),
     output:
         out="results/{run}/report.html",
@@ -44,7 +45,7 @@ rule report:
     shell:
         "python -m elicit.stages.report --run {wildcards.run} --items {input.items_parquet} "
         "--metrics {input.metrics} --labels {input.labels} --predictions {input.predictions} "
-        "--selection {input.selection} --out {output.out} --plots {output.plots} 2> {log}"
+        "--selection {input.selection} --hygiene {input.hygiene} --out {output.out} --plots {output.plots} 2> {log}"
 
 
 rule export:

@@ -44,16 +44,24 @@ class OracleConfig:
     n_ctx: context size of the embedded server, and the prompt-token budget for few-shot context.
     n_threads: threads of the embedded server (None: all CPU cores).
     concurrency: requests in flight at once; 1 = sequential debug mode (best for one llama.cpp server).
-    max_retries: retries of a transient failure (connection, timeout, 429, 5xx) with exponential backoff.
+    max_retries: retries of a transient failure (connection, timeout, 408/409/429, 5xx); the wait before a
+        retry is the server's Retry-After (or retry-after-ms) when it sends one, else exponential backoff.
     retry_backoff_s: first backoff; doubles per retry.
+    max_retry_after_s: the longest Retry-After honoured; a server asking for longer is retried after this.
     timeout_s: per-request timeout.
-    requests_per_s: optional rate limit (requests started per second).
+    requests_per_s: optional rate limit (requests started per second, shared by all workers).
+    tokens_per_min: optional token rate limit (a token bucket shared by all workers): each request costs its
+        estimated prompt tokens (chars / 3.5, or the tokenizer given to `ask`) + max completion tokens (1);
+        the bucket holds one second's worth, so requests are spaced rather than sent in minute-long bursts.
     top_logprobs: how many top tokens to ask for (OpenAI completions allow at most 5, chat 20).
     context_margin: tokens kept free below n_ctx when fitting few-shot context (estimates are rough).
     startup_timeout_s: how long the embedded server may take to answer /v1/models.
     cache: use the on-disk answer cache (default: yes, except for the simulator which costs nothing).
     preset: simulated only: sim_mild | sim_strong (default: the oracle's name, when it is a preset's).
     sim: simulated only: explicit bias parameters (override the preset's).
+    truth_column: simulated only: the item column the simulator believes (default gold). Naming a non-truth
+        column (``nuisance``: e.g. a liberal stance) simulates a model whose most salient feature is not the
+        task's truth (Canavan et al.): the stress case where consistent labels track the wrong thing.
     """
 
     name: str
@@ -68,14 +76,17 @@ class OracleConfig:
     concurrency: int = 1
     max_retries: int = 5
     retry_backoff_s: float = 0.5
+    max_retry_after_s: float = 60.0
     timeout_s: float = 120.0
     requests_per_s: float | None = None
+    tokens_per_min: float | None = None
     top_logprobs: int = 20
     context_margin: int = 64
     startup_timeout_s: float = 120.0
     cache: bool | None = None
     preset: str | None = None
     sim: SimParams | None = field(default=None, compare=True)
+    truth_column: str = "gold"
 
     @property
     def use_cache(self) -> bool:
@@ -119,8 +130,10 @@ class OracleConfig:
                 out["sim"] = resolve_sim_params(out.get("preset"), merged.get("sim"))
             except ValueError as exc:
                 raise OracleError(f"oracles.{name}: {exc}") from exc
-        elif out.get("preset") is not None or merged.get("sim") is not None:
-            raise OracleError(f"oracles.{name}.preset/sim: only for kind simulated; remove them or set kind")
+        elif out.get("preset") is not None or merged.get("sim") is not None or "truth_column" in merged:
+            raise OracleError(
+                f"oracles.{name}.preset/sim/truth_column: only for kind simulated; remove them or set kind"
+            )
         if kind == "openai":
             if not out.get("base_url"):
                 raise OracleError(
@@ -134,12 +147,20 @@ class OracleConfig:
 
 
 _INT_KEYS = {"n_ctx", "n_threads", "concurrency", "max_retries", "top_logprobs", "context_margin"}
-_FLOAT_KEYS = {"retry_backoff_s", "timeout_s", "requests_per_s", "startup_timeout_s"}
-_STR_KEYS = {"base_url", "model", "api_key_env", "preset"}
+_FLOAT_KEYS = {
+    "retry_backoff_s",
+    "max_retry_after_s",
+    "timeout_s",
+    "requests_per_s",
+    "tokens_per_min",
+    "startup_timeout_s",
+}
+_STR_KEYS = {"base_url", "model", "api_key_env", "preset", "truth_column"}
 _NULLABLE = {
     "n_ctx",
     "n_threads",
     "requests_per_s",
+    "tokens_per_min",
     "base_url",
     "model",
     "api_key_env",
@@ -192,8 +213,9 @@ def _check_value(name: str, key: str, value: Any) -> Any:
     if key in _FLOAT_KEYS:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise OracleError(f"{where}: must be a number, got {value!r}")
-        if value <= 0:
-            raise OracleError(f"{where}: must be > 0, got {value}")
+        if not math.isfinite(value) or value <= 0:
+            hint = "; set a positive limit or null for none" if key in _NULLABLE else ""
+            raise OracleError(f"{where}: must be a finite number > 0, got {value}{hint}")
         return float(value)
     if key in _STR_KEYS:
         if not isinstance(value, str) or not value:
@@ -283,6 +305,8 @@ def score_of(lp_true: float | None, lp_false: float | None, framing: str) -> flo
     if math.isnan(lp_true) or math.isnan(lp_false):
         return None
     diff = lp_true - lp_false
+    if not math.isfinite(diff):  # an answer at -inf (probability 0): no finite log-odds, counted as missing
+        return None
     if framing == "pos":
         return diff
     if framing == "neg":

@@ -8,6 +8,8 @@ each answer is committed to the cache the moment it arrives, and predictions com
 from __future__ import annotations
 
 import asyncio
+import datetime
+import email.utils
 import errno
 import json
 import math
@@ -38,6 +40,7 @@ from elicit.oracle.cache import AnswerCache, cache_key, canonical_json, sha256_t
 from elicit.prompts import (
     ContextOverflowError,
     Template,
+    estimate_tokens,
     fit_context,
     render_chat,
     render_completion,
@@ -56,6 +59,7 @@ PREDICTION_COLUMNS = (
     "completion_tokens",
     "cached",
 )
+_MAX_LOGPROB = 1e-3
 _CONTEXT_WORDS = ("context", "exceed", "too long", "maximum", "n_ctx", "tokens")
 
 
@@ -70,22 +74,96 @@ def sampling_params(cfg: OracleConfig) -> dict[str, Any]:
 # HTTP oracle
 
 
-class _RateLimiter:
-    """Spaces request starts by 1/rate seconds (shared by all workers)."""
+class _Throttle:
+    """What every worker waits for before it sends a request (one instance shared by all workers).
 
-    def __init__(self, rate: float | None) -> None:
-        self.interval = 1.0 / rate if rate else 0.0
+    - requests_per_s: request starts spaced by 1/rate seconds.
+    - tokens_per_min: a token bucket refilled at tokens_per_min / 60 per second, holding one second's worth
+      (or one request, if larger) and starting full; a request takes its estimated tokens and may leave the
+      bucket in debt, which later requests wait out, so the long-run rate never exceeds the limit.
+    - a server's Retry-After: `hold(s)` pauses every worker's next start until then, not just the one told.
+    """
+
+    def __init__(self, requests_per_s: float | None, tokens_per_min: float | None) -> None:
+        self.interval = 1.0 / requests_per_s if requests_per_s else 0.0
         self.next = 0.0
+        self.token_rate = tokens_per_min / 60.0 if tokens_per_min else 0.0
+        self.capacity = self.token_rate  # one second's worth
+        self.level = self.capacity
+        self.refilled_at: float | None = None
+        self.not_before = 0.0
+        self.waited_s = 0.0
         self.lock = asyncio.Lock()
 
-    async def wait(self) -> None:
-        if not self.interval:
+    def hold(self, seconds: float) -> None:
+        """No worker starts a request for `seconds` from now (a server asked us to wait)."""
+        self.not_before = max(self.not_before, asyncio.get_running_loop().time() + seconds)
+
+    async def _sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            self.waited_s += seconds
+            await asyncio.sleep(seconds)
+
+    async def wait(self, tokens: int) -> None:
+        if not (self.interval or self.token_rate or self.not_before):
             return
-        async with self.lock:
-            now = asyncio.get_running_loop().time()
-            if self.next > now:
-                await asyncio.sleep(self.next - now)
-            self.next = max(now, self.next) + self.interval
+        loop = asyncio.get_running_loop()
+        async with self.lock:  # one worker at a time: starts are granted in order
+            await self._sleep(self.not_before - loop.time())
+            if self.interval:
+                now = loop.time()
+                await self._sleep(self.next - now)
+                self.next = max(now, self.next) + self.interval
+            if self.token_rate:
+                need = min(float(tokens), max(self.capacity, 1.0))
+                while True:
+                    now = loop.time()
+                    if self.refilled_at is not None:
+                        self.level = min(self.capacity, self.level + (now - self.refilled_at) * self.token_rate)
+                    self.refilled_at = now
+                    if self.level >= need:
+                        break
+                    await self._sleep((need - self.level) / self.token_rate)
+                self.level -= tokens
+
+
+def request_tokens(payload: str | list[dict[str, str]], count_tokens: Callable[[str], int] | None = None) -> int:
+    """Estimated tokens one request costs against tokens_per_min: prompt tokens + max completion tokens (1)."""
+    count = count_tokens or estimate_tokens
+    if isinstance(payload, str):
+        return count(payload) + 1
+    return sum(count(str(m.get("content", ""))) + 4 for m in payload) + 3 + 1  # chat framing per message
+
+
+def retry_after_s(exc: BaseException) -> float | None:
+    """Seconds a 429/503 (or any error) response asks us to wait: retry-after-ms, else Retry-After
+    (seconds or an HTTP date); None when the response says nothing (then we back off exponentially)."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if headers is None:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms is not None:
+        try:
+            value = float(ms) / 1000.0
+        except ValueError:
+            value = math.nan
+        if math.isfinite(value):
+            return max(0.0, value)
+    ra = headers.get("retry-after")
+    if ra is None:
+        return None
+    try:
+        value = float(ra)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(ra)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=datetime.UTC)
+        value = (when - datetime.datetime.now(datetime.UTC)).total_seconds()
+    return max(0.0, value) if math.isfinite(value) else None
 
 
 def _root_cause(exc: BaseException) -> str:
@@ -103,6 +181,20 @@ def _root_cause(exc: BaseException) -> str:
     if "refused" in msg.lower() or "connect call failed" in msg.lower():
         return "connection refused"
     return msg.splitlines()[0][:200]
+
+
+def _never_connected(exc: BaseException) -> bool:
+    """Whether a connection failure happened before the server was reached (refused, DNS, connect)."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, ConnectionRefusedError) or getattr(cur, "errno", None) == errno.ECONNREFUSED:
+            return True
+        if type(cur).__name__ in ("ConnectError", "ConnectTimeout", "gaierror"):
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return "refused" in _root_cause(exc)
 
 
 def _status_message(exc: openai.APIStatusError) -> str:
@@ -134,12 +226,15 @@ class HttpOracle:
         model_label: str,
         base_url: str | None = None,
         server_hint: str | None = None,
+        count_tokens: Callable[[str], int] | None = None,
     ) -> None:
         self.cfg = cfg
+        self.count_tokens = count_tokens
         self.name = cfg.name
         self.base_url = base_url or cfg.base_url
         self._identity = dict(identity)
         self._label = model_label
+        self._secret: str | None = None  # the API key while asking: scrubbed from every message
         self.server_hint = server_hint or f"start the server or fix oracles.{cfg.name}.base_url"
 
     def identity(self) -> dict[str, Any]:
@@ -158,10 +253,24 @@ class HttpOracle:
                 f"oracle '{self.name}': environment variable {env} is not set; export it or fix "
                 f"oracles.{self.name}.api_key_env",
             )
+        self._secret = key
         return key
 
+    def _redact(self, text: str) -> str:
+        """`text` without the API key (servers may echo a rejected key in their error message)."""
+        if self._secret and len(self._secret) >= 4:
+            return text.replace(self._secret, f"<{self.cfg.api_key_env}>")
+        return text
+
     async def answer_many(self, requests: Sequence[Request], on_answer: OnAnswer) -> dict[str, Any]:
-        counters = {"calls": 0, "retries": 0, "prompt_tokens": 0, "completion_tokens": 0}
+        counters: dict[str, Any] = {
+            "calls": 0,
+            "retries": 0,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "retry_wait_s": 0.0,
+            "throttle_wait_s": 0.0,
+        }
         if not requests:
             return counters
         if not self.base_url:
@@ -176,13 +285,12 @@ class HttpOracle:
             # a proxy from the environment must not capture calls to a server on this machine
             http_client=openai.DefaultAsyncHttpxClient(trust_env=False) if loopback else None,
         )
-        limiter = _RateLimiter(self.cfg.requests_per_s)
+        throttle = _Throttle(self.cfg.requests_per_s, self.cfg.tokens_per_min)
         pending = iter(requests)  # shared: workers take the next request in the given order
 
         async def worker() -> None:
             for req in pending:
-                await limiter.wait()
-                ans = await self._ask_one(client, req, counters)
+                ans = await self._ask_one(client, req, counters, throttle)
                 counters["calls"] += 1
                 counters["prompt_tokens"] += ans.prompt_tokens or 0
                 counters["completion_tokens"] += ans.completion_tokens or 0
@@ -195,15 +303,28 @@ class HttpOracle:
         except BaseExceptionGroup as group:
             first = _first_leaf(group)
             if isinstance(first, OracleError):
-                raise OracleError(str(first)) from None
+                raise OracleError(self._redact(str(first))) from None
+            if self._secret and self._secret in str(first):
+                raise OracleError(f"oracle '{self.name}': {type(first).__name__}: {self._redact(str(first))}") from None
             raise first from None
         finally:
             await client.close()
+            counters["throttle_wait_s"] = round(throttle.waited_s, 3)
+            counters["retry_wait_s"] = round(counters["retry_wait_s"], 3)
         return counters
 
-    async def _ask_one(self, client: openai.AsyncOpenAI, req: Request, counters: dict[str, Any]) -> Answer:
+    async def _ask_one(
+        self,
+        client: openai.AsyncOpenAI,
+        req: Request,
+        counters: dict[str, Any],
+        throttle: _Throttle,
+    ) -> Answer:
+        """One request with retries: every try passes the throttle (rate limits count retries too)."""
         last: BaseException | None = None
+        tokens = request_tokens(req.payload, self.count_tokens) if self.cfg.tokens_per_min else 0
         for attempt in range(self.cfg.max_retries + 1):
+            await throttle.wait(tokens)
             try:
                 return await self._request(client, req)
             except (openai.APIConnectionError, openai.APIStatusError) as exc:
@@ -212,7 +333,14 @@ class HttpOracle:
                 last = exc
             if attempt < self.cfg.max_retries:
                 counters["retries"] += 1
-                await asyncio.sleep(self.cfg.retry_backoff_s * (2**attempt))
+                told = retry_after_s(last)
+                if told is not None:  # the server said how long: wait that (capped), all workers together
+                    wait = min(told, self.cfg.max_retry_after_s)
+                    throttle.hold(wait)
+                else:
+                    wait = self.cfg.retry_backoff_s * (2**attempt)
+                counters["retry_wait_s"] += wait
+                await asyncio.sleep(wait)
         assert last is not None
         raise self._gave_up(last) from None
 
@@ -225,11 +353,26 @@ class HttpOracle:
                 f"raise oracles.{n}.timeout_s or check the server",
             )
         if isinstance(exc, openai.APIConnectionError):
-            return OracleError(f"oracle '{n}': cannot reach {self.base_url} ({_root_cause(exc)}); {self.server_hint}")
-        if isinstance(exc, openai.APIStatusError):
+            if _never_connected(exc):
+                return OracleError(
+                    f"oracle '{n}': cannot reach {self.base_url} ({_root_cause(exc)}); {self.server_hint}",
+                )
+            fix = self.server_hint if self.cfg.kind == "embedded" else "check the server and any proxy in between"
             return OracleError(
-                f"oracle '{n}': HTTP {exc.status_code} from {self.base_url} {tries}: {_status_message(exc)}; "
-                f"lower oracles.{n}.concurrency / set requests_per_s, or check the server",
+                f"oracle '{n}': the connection to {self.base_url} broke mid-response {tries} "
+                f"({_root_cause(exc)}); {fix}",
+            )
+        if isinstance(exc, openai.APIStatusError):
+            code = exc.status_code
+            if code in (408, 409, 429):
+                fix = (
+                    f"lower oracles.{n}.concurrency, set requests_per_s / tokens_per_min, "
+                    "or raise max_retries / max_retry_after_s"
+                )
+            else:
+                fix = f"the server is failing: check it (and its log), or raise oracles.{n}.max_retries"
+            return OracleError(
+                f"oracle '{n}': HTTP {code} from {self.base_url} {tries}: {_status_message(exc)}; {fix}",
             )
         return OracleError(f"oracle '{n}': {type(exc).__name__}: {exc}")  # pragma: no cover
 
@@ -331,7 +474,12 @@ class HttpOracle:
             raise
         except (AttributeError, TypeError, ValueError, IndexError) as exc:
             raise self._malformed(f"{type(exc).__name__}: {str(exc)[:120]}") from None
-        lp_true, lp_false = parse_top_logprobs(top)
+        for token, value in top:
+            # log-probabilities are <= 0 (a little slack for rounding); anything else is a wrong number, e.g.
+            # probabilities sent as logprobs. -inf is probability 0 and NaN no value: both count as absent.
+            if value > _MAX_LOGPROB:
+                raise self._malformed(f"logprob {value!r} of token {token!r} is above 0, not a log-probability")
+        lp_true, lp_false = parse_top_logprobs([(t, v) for t, v in top if math.isfinite(v)])
         usage = getattr(resp, "usage", None)
         return Answer(
             lp_true,
@@ -537,7 +685,12 @@ async def ask(
             oracle = SimulatedOracle(cfg.name, cfg.sim, gold, cfg.preset)
             gold_context = oracle.gold_context
         elif cfg.kind == "openai":
-            oracle = HttpOracle(cfg, {"base_url": (cfg.base_url or "").rstrip("/"), "model": cfg.model}, str(cfg.model))
+            oracle = HttpOracle(
+                cfg,
+                {"base_url": (cfg.base_url or "").rstrip("/"), "model": cfg.model},
+                str(cfg.model),
+                count_tokens=count_tokens,
+            )
         else:
             from elicit.oracle.embedded import embedded_server, resolve_gguf
 
@@ -550,6 +703,7 @@ async def ask(
                 gguf.name,
                 base_url=server_url,
                 server_hint="the embedded llama.cpp server stopped answering; see its log",
+                count_tokens=count_tokens,
             )
             if server_url is None:
 
@@ -566,7 +720,14 @@ async def ask(
         todo = _order_for_prefix_reuse([r for k, r in prep.requests.items() if k not in hit_keys])
         cache_hits = sum(1 for k in prep.keys if k in hit_keys)
 
-        counters: dict[str, Any] = {"calls": 0, "retries": 0, "prompt_tokens": 0, "completion_tokens": 0}
+        counters: dict[str, Any] = {
+            "calls": 0,
+            "retries": 0,
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "retry_wait_s": 0.0,
+            "throttle_wait_s": 0.0,
+        }
         if todo:
             if start_server is not None:
                 oracle.base_url = start_server()
@@ -606,6 +767,8 @@ async def ask(
         "unique_prompts": len(prep.requests),
         "calls": int(counters["calls"]),
         "retries": int(counters["retries"]),
+        "retry_wait_s": float(counters.get("retry_wait_s", 0.0)),
+        "throttle_wait_s": float(counters.get("throttle_wait_s", 0.0)),
         "cache_hits": int(cache_hits),
         "prompt_tokens": int(counters["prompt_tokens"]),
         "completion_tokens": int(counters["completion_tokens"]),

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from elicit.config import RunConfig
-from elicit.oracle import OracleConfig, ask_sync, embedded_server, oracle_from_params
+from elicit.oracle import OracleConfig, OracleError, ask_sync, embedded_server, oracle_from_params
 from elicit.paths import LOGS
 from elicit.prompts import Template, load_templates
 
@@ -35,8 +35,14 @@ def templates(run: RunConfig) -> list[Template]:
 def gold_for_simulator(items: pd.DataFrame, cfg: OracleConfig) -> dict[int, int] | None:
     if cfg.kind != "simulated":
         return None
-    known = items[items["gold"].notna()]
-    return {int(i): int(g) for i, g in zip(known["item_id"], known["gold"], strict=True)}
+    col = cfg.truth_column
+    if col not in items.columns:
+        raise OracleError(
+            f"oracles.{cfg.name}.truth_column: items have no column '{col}'; use gold or one of "
+            f"{', '.join(c for c in items.columns if c not in ('item_id', 'text'))}"
+        )
+    known = items[items[col].notna()]
+    return {int(i): int(g) for i, g in zip(known["item_id"], known[col], strict=True)}
 
 
 def cache_dir(run: RunConfig) -> Path:

@@ -10,10 +10,10 @@ import pandas as pd
 
 from elicit.config import RunConfig
 from elicit.datasets import DatasetConfig
-from elicit.io import write_json, write_parquet
+from elicit.io import atomic_dir, write_json, write_parquet
 from elicit.optimize import OptimizeError, OptimizeSection, Problem, build_problem, fit
 from elicit.stages import _cli
-from elicit.stages._labels import fresh_dir, write_labels
+from elicit.stages._labels import write_labels
 
 
 def load_problem(cfg: RunConfig, items_path: Path, priors_path: Path, tuples_path: Path) -> tuple[Problem, int]:
@@ -43,15 +43,17 @@ def run() -> None:
         problem, n = load_problem(
             cfg, args.items or paths.items, args.priors or paths.priors, args.tuples or paths.tuples
         )
-        out = fresh_dir(args.out or paths.labels_dir(args.config))
         epochs = []
-        for seed in cfg.section("base")["seeds"]:
-            result = fit(problem, section.configs[args.config], seed=seed)
-            labels = pd.DataFrame({"item_id": range(n), "p_true": result.p_true.astype("float64")})
-            write_labels(out, seed, labels, n, args.config)
-            write_parquet(result.curve, out / f"seed{seed}.curve.parquet")
-            write_json(result.nuisance, out / f"seed{seed}.nuisance.json")
-            epochs.append(result.n_epochs)
+        # All seeds in a temporary folder renamed into place at the end: a fit killed after some seeds leaves no
+        # folder with some seeds only (select would silently use them).
+        with atomic_dir(args.out or paths.labels_dir(args.config)) as out:
+            for seed in cfg.section("base")["seeds"]:
+                result = fit(problem, section.configs[args.config], seed=seed)
+                labels = pd.DataFrame({"item_id": range(n), "p_true": result.p_true.astype("float64")})
+                write_labels(out, seed, labels, n, args.config)
+                write_parquet(result.curve, out / f"seed{seed}.curve.parquet")
+                write_json(result.nuisance, out / f"seed{seed}.nuisance.json")
+                epochs.append(result.n_epochs)
         tel.update(config=args.config, seeds=len(epochs), epochs=epochs)
 
 

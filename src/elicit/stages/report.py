@@ -37,7 +37,9 @@ def gold_best_config(metrics: pd.DataFrame, configs: list[str]) -> str | None:
     return None if acc.empty else str(acc.sort_values(["value", "method"], ascending=[False, True]).iloc[0]["method"])
 
 
-def run_card(cfg: Any, items: pd.DataFrame, telemetry: list[dict[str, Any]]) -> dict[str, Any]:
+def run_card(
+    cfg: Any, items: pd.DataFrame, telemetry: list[dict[str, Any]], hygiene: dict[str, Any] | None = None
+) -> dict[str, Any]:
     ds = DatasetConfig.from_params(cfg.dataset, cfg.dataset_params)
     gold = items["gold"].dropna()
     oracle = cfg.oracle_params
@@ -59,6 +61,7 @@ def run_card(cfg: Any, items: pd.DataFrame, telemetry: list[dict[str, Any]]) -> 
         "model": model,
         "endpoint": oracle.get("endpoint", "completions"),
         "params": cfg.params,
+        "hygiene": hygiene,
     }
 
 
@@ -69,6 +72,7 @@ def run() -> None:
     p.add_argument("--labels", type=Path, nargs="+")
     p.add_argument("--predictions", type=Path, nargs="+")
     p.add_argument("--selection", type=Path)
+    p.add_argument("--hygiene", type=Path, help="hygiene.json of the load stage (duplicate counts)")
     p.add_argument("--out", type=Path, help="report.html")
     p.add_argument("--plots", type=Path, help="folder for the PNG plots")
     args = p.parse_args()
@@ -77,6 +81,7 @@ def run() -> None:
     folders = args.labels or sorted(p for p in (paths.dir / "labels").iterdir() if p.is_dir())
     pred_files = args.predictions or [paths.predictions(r) for r in range(rounds + 1)]
     selection_path = args.selection or paths.dir / "selection.json"
+    hygiene_path = args.hygiene or paths.hygiene
     with _cli.telemetry(paths.telemetry("report"), "report") as tel:
         items = pd.read_parquet(args.items or paths.items)
         metrics = pd.read_parquet(args.metrics or paths.metrics)
@@ -106,7 +111,8 @@ def run() -> None:
         for name, png in plots.items():
             if png:
                 (plot_dir / f"{name}.png").write_bytes(png)
-        card = run_card(cfg, items, telemetry)
+        hygiene = json.loads(hygiene_path.read_text()) if hygiene_path.exists() else None
+        card = run_card(cfg, items, telemetry, hygiene)
         html = render_report(
             card,
             metrics,

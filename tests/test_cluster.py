@@ -95,6 +95,7 @@ def test_slurm_profile_names_the_workflows_rules() -> None:
     assert parsed["executor"] == "slurm" and parsed["resources"] == ["oracle=1"]
 
 
+@pytest.mark.slow  # Snakemake dry runs: ~5 s of CPU each
 def test_slurm_profile_assigns_resources_per_rule(cluster_copy: Path) -> None:
     jobs = dry_run(cluster_copy)
     assert {"load", "embed", "optimize", "evaluate", "report"} | ORACLE_RULES <= set(jobs)
@@ -123,6 +124,7 @@ def test_slurm_profile_assigns_resources_per_rule(cluster_copy: Path) -> None:
     }
 
 
+@pytest.mark.slow  # Snakemake dry runs: ~5 s of CPU each
 def test_slurm_profile_site_settings_and_gpu_switch(cluster_copy: Path) -> None:
     env = "ELICIT_OPTIMIZE_GPUS=1 ELICIT_GPU_PARTITION=gpu ELICIT_SLURM_PARTITION=cpu ELICIT_SLURM_ACCOUNT=lab"
     jobs = dry_run(cluster_copy, env=env)
@@ -137,6 +139,7 @@ def test_slurm_profile_site_settings_and_gpu_switch(cluster_copy: Path) -> None:
     assert limits["resources"] == {"oracle": 9}
 
 
+@pytest.mark.slow  # Snakemake dry runs: ~5 s of CPU each
 def test_slurm_profile_pitfalls(cluster_copy: Path) -> None:
     """Why the README says `--workflow-profile` and switches the GPU on with an environment variable."""
     # --profile also loads profiles/default as the workflow profile, whose `resources: oracle=1` wins.

@@ -41,7 +41,7 @@ SOURCES = ("builtin", "file", "hub")
 FORMATS = ("csv", "json", "jsonl", "parquet")
 CONSISTENCY_RULES = ("none", "at_most_one_true", "same_answer_same_label", "exactly_one_true")
 DEFAULT_POSITIVE_VALUES: list[Any] = [1, True, "1", "true", "True"]
-"""Raw label values read as label 1 when a file/hub dataset does not say (anything else non-null is 0)."""
+"""Raw label values read as label 1 when a file/hub dataset does not say (see ``DatasetConfig.positive_values``)."""
 
 
 class DataError(ValueError):
@@ -77,7 +77,11 @@ class DatasetConfig:
     consistency_column: str | None = None
     """``source: file/hub``: rows with equal values form a consistency group (ints kept, else numbered)."""
     positive_values: list[Any] = field(default_factory=lambda: list(DEFAULT_POSITIVE_VALUES))
-    """Raw label values that mean 1 (file/hub); other non-null values mean 0."""
+    """Raw label values that mean 1 (file/hub); an empty cell means unknown gold. Without ``negative_values`` the
+    other non-empty values mean 0, and a label column with more than 2 distinct values is an error."""
+    negative_values: list[Any] | None = None
+    """Raw label values that mean 0 (file/hub). When set, a label in neither list is an error naming it and its
+    row, so a typo or a third class ('maybe') cannot silently become gold 0."""
     short_only: bool = False
     """Keep only rows whose ``is_short`` column is true (ETHICS commonsense: drops long Reddit posts)."""
     max_chars: int | None = None
@@ -139,6 +143,18 @@ class DatasetConfig:
             values.pop("positive_values", None)
         elif not isinstance(values["positive_values"], list):
             raise DataError(f"dataset '{name}': datasets.{name}.positive_values must be a list, e.g. [1, true]")
+        if values.get("negative_values") is not None:
+            if not isinstance(values["negative_values"], list) or not values["negative_values"]:
+                raise DataError(
+                    f"dataset '{name}': datasets.{name}.negative_values must be a non-empty list, e.g. [0, false]"
+                )
+            positive = values.get("positive_values", DEFAULT_POSITIVE_VALUES)
+            both = [v for v in values["negative_values"] if any(v == p for p in positive)]
+            if both:
+                raise DataError(
+                    f"dataset '{name}': {both[0]!r} is in both datasets.{name}.positive_values and "
+                    f"datasets.{name}.negative_values; keep it in one"
+                )
         if values.get("short_only") is None:
             values.pop("short_only", None)
         elif not isinstance(values["short_only"], bool):
@@ -205,6 +221,11 @@ DATASET_JSON_SCHEMA: dict[str, Any] = {
         "label_column": {"type": ["string", "null"]},
         "consistency_column": {"type": ["string", "null"]},
         "positive_values": {"type": "array", "items": {"type": ["string", "integer", "number", "boolean"]}},
+        "negative_values": {
+            "type": ["array", "null"],
+            "minItems": 1,
+            "items": {"type": ["string", "integer", "number", "boolean"]},
+        },
         "short_only": {"type": "boolean"},
         "max_chars": {"type": ["integer", "null"], "minimum": 1},
         "label_meaning": {"type": "string"},
@@ -255,6 +276,10 @@ def _frame(
     )
 
 
+_TEXT_SOURCES = ("input", "scenario", "excuse", "question", "choice", "cot", "text", "dilemma_situation")
+"""Builtin columns that item texts are made of: an empty cell there is an error naming the row."""
+
+
 def _require(raw: pd.DataFrame, columns: list[str], where: str) -> None:
     missing = [c for c in columns if c not in raw.columns]
     if missing:
@@ -262,6 +287,14 @@ def _require(raw: pd.DataFrame, columns: list[str], where: str) -> None:
             f"{where} lacks column(s) {', '.join(missing)} (has: {', '.join(map(str, raw.columns))}); "
             "use the original file (see data/SOURCES.md) or source: file with a column mapping"
         )
+    for c in columns:
+        if c in _TEXT_SOURCES:
+            empty = [i for i, v in enumerate(raw[c].tolist()) if _is_null(v)]
+            if empty:
+                raise DataError(
+                    f"{where}: source row {int(raw.index[empty[0]])} has an empty '{c}' ({len(empty)} such rows); "
+                    "restore the original file (see data/SOURCES.md) or remove those rows"
+                )
 
 
 def _is_null(v: Any) -> bool:
@@ -273,6 +306,40 @@ def _is_null(v: Any) -> bool:
 def _to_gold(raw: pd.Series, positive: list[Any]) -> list[Any]:
     """Map raw label values to 1 (in ``positive``), 0 (other non-null) or None."""
     return [None if _is_null(v) else int(any(v == p for p in positive)) for v in raw.tolist()]
+
+
+def _plain(v: Any) -> Any:
+    """numpy scalars as Python values (so messages show 1, not np.int64(1))."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _strict_gold(raw: pd.Series, positive: list[Any], negative: list[Any]) -> tuple[list[Any], list[int]]:
+    """Map raw labels to 1 (in ``positive``), 0 (in ``negative``) or None (empty); also the rows in neither list."""
+    gold: list[Any] = []
+    stray: list[int] = []
+    for i, v in enumerate(raw.tolist()):
+        if _is_null(v):
+            gold.append(None)
+        elif any(v == p for p in positive):
+            gold.append(1)
+        elif any(v == n for n in negative):
+            gold.append(0)
+        else:
+            gold.append(None)
+            stray.append(i)
+    return gold, stray
+
+
+def _binary_gold(raw: pd.Series, where: str) -> list[Any]:
+    """A builtin's 0/1 (or false/true) label column; any other value is an error naming its row."""
+    gold, stray = _strict_gold(raw, [1, True], [0, False])
+    if stray:
+        raise DataError(
+            f"{where}: label {_plain(raw.iloc[stray[0]])!r} in source row {int(raw.index[stray[0]])} is not 0/1 "
+            f"({len(stray)} such rows); restore the original file (see data/SOURCES.md) or use source: file "
+            "with positive_values and negative_values"
+        )
+    return gold
 
 
 def _truthy(v: Any) -> bool:
@@ -298,7 +365,7 @@ def _first_appearance_ids(values: pd.Series) -> list[Any]:
 def _ethics_commonsense(raw: pd.DataFrame, where: str) -> pd.DataFrame:
     """text = the first-person scenario; 1 = the narrator's action is clearly morally wrong."""
     _require(raw, ["label", "input", "is_short"], where)
-    out = _frame(raw["input"], _to_gold(raw["label"], [1]), raw.index)
+    out = _frame(raw["input"], _binary_gold(raw["label"], where), raw.index)
     out["is_short"] = [_truthy(v) for v in raw["is_short"]]
     return out
 
@@ -310,7 +377,7 @@ def _ethics_justice(raw: pd.DataFrame, where: str) -> pd.DataFrame:
     each block gets a consistency_id, but labels inside a block are not logically tied, so the rule is "none".
     """
     _require(raw, ["label", "scenario"], where)
-    return _frame(raw["scenario"], _to_gold(raw["label"], [1]), raw.index, _blocks(len(raw), 4))
+    return _frame(raw["scenario"], _binary_gold(raw["label"], where), raw.index, _blocks(len(raw), 4))
 
 
 def _ethics_deontology(raw: pd.DataFrame, where: str) -> pd.DataFrame:
@@ -321,7 +388,7 @@ def _ethics_deontology(raw: pd.DataFrame, where: str) -> pd.DataFrame:
     """
     _require(raw, ["label", "scenario", "excuse"], where)
     text = [f"Scenario: {s.strip()}\nExcuse: {e.strip()}" for s, e in zip(raw["scenario"], raw["excuse"], strict=True)]
-    return _frame(text, _to_gold(raw["label"], [1]), raw.index, _blocks(len(raw), 4))
+    return _frame(text, _binary_gold(raw["label"], where), raw.index, _blocks(len(raw), 4))
 
 
 def _ethics_virtue(raw: pd.DataFrame, where: str) -> pd.DataFrame:
@@ -335,7 +402,7 @@ def _ethics_virtue(raw: pd.DataFrame, where: str) -> pd.DataFrame:
     for s in raw["scenario"]:
         sentence, sep, trait = str(s).rpartition("[SEP]")
         text.append(f"Sentence: {sentence.strip()}\nTrait: {trait.strip()}" if sep else str(s).strip())
-    return _frame(text, _to_gold(raw["label"], [1]), raw.index, _blocks(len(raw), 5))
+    return _frame(text, _binary_gold(raw["label"], where), raw.index, _blocks(len(raw), 5))
 
 
 def _truthfulqa(raw: pd.DataFrame, where: str) -> pd.DataFrame:
@@ -346,7 +413,7 @@ def _truthfulqa(raw: pd.DataFrame, where: str) -> pd.DataFrame:
     """
     _require(raw, ["question", "choice", "label", "consistency_id"], where)
     text = [f"Question: {q.strip()}\nClaim: {c.strip()}" for q, c in zip(raw["question"], raw["choice"], strict=True)]
-    return _frame(text, _to_gold(raw["label"], [1, True]), raw.index, raw["consistency_id"])
+    return _frame(text, _binary_gold(raw["label"], where), raw.index, raw["consistency_id"])
 
 
 def _gsm8k(raw: pd.DataFrame, where: str) -> pd.DataFrame:
@@ -364,7 +431,7 @@ def _gsm8k(raw: pd.DataFrame, where: str) -> pd.DataFrame:
         for q, c, a in zip(raw["question"], raw["cot"], raw["answer"], strict=True)
     ]
     answers = [None if _is_null(a) else str(a).strip() for a in raw["answer"]]
-    return _frame(text, _to_gold(raw["label"], [1, True]), raw.index, raw["consistency_id"], answer_key=answers)
+    return _frame(text, _binary_gold(raw["label"], where), raw.index, raw["consistency_id"], answer_key=answers)
 
 
 def _gsm8k_pairs(raw: pd.DataFrame, where: str) -> pd.DataFrame:
@@ -377,13 +444,13 @@ def _gsm8k_pairs(raw: pd.DataFrame, where: str) -> pd.DataFrame:
     text = [
         f"Question: {q.strip()}\nSolution: {c.strip()}" for q, c in zip(raw["question"], raw["choice"], strict=True)
     ]
-    return _frame(text, _to_gold(raw["label"], [1, True]), raw.index, _first_appearance_ids(raw["question"]))
+    return _frame(text, _binary_gold(raw["label"], where), raw.index, _first_appearance_ids(raw["question"]))
 
 
 def _larger_than(raw: pd.DataFrame, where: str) -> pd.DataFrame:
     """text = the claim ('Fifty-one is larger than ninety-two.'); 1 = the claim is true."""
     _require(raw, ["choice", "label"], where)
-    return _frame(raw["choice"], _to_gold(raw["label"], [1, True]), raw.index)
+    return _frame(raw["choice"], _binary_gold(raw["label"], where), raw.index)
 
 
 def _political_normative(raw: pd.DataFrame, where: str) -> pd.DataFrame:
@@ -585,14 +652,19 @@ BUILTINS: dict[str, Builtin] = {
 
 @contextmanager
 def _quiet_datasets() -> Iterator[Any]:
-    """Import ``datasets`` lazily (slow import) with its progress bars off while we read."""
+    """Import ``datasets`` lazily (slow import) with its progress bars off while we read, and its own error log
+    lines muted (a failed read becomes one :class:`DataError` line that carries their content)."""
     import datasets
+    import datasets.utils.logging as ds_logging
 
     was_enabled = datasets.is_progress_bar_enabled()
+    verbosity = ds_logging.get_verbosity()
     datasets.disable_progress_bars()
+    ds_logging.set_verbosity(logging.CRITICAL)
     try:
         yield datasets
     finally:
+        ds_logging.set_verbosity(verbosity)
         if was_enabled:
             datasets.enable_progress_bars()
 
@@ -610,14 +682,137 @@ def _infer_format(path: Path, fmt: str | None) -> str:
     raise DataError(f"cannot tell the format of {path} from its suffix; set format: csv|json|jsonl|parquet")
 
 
-def _read_file(path: Path, fmt: str | None) -> pd.DataFrame:
-    """Read a local table (or a folder of them) through the ``datasets`` builders; row order is kept."""
+def _read_errors() -> tuple[type[BaseException], ...]:
+    """What the ``datasets`` builders raise for a bad file: their generation error (wrapping the parser's), Arrow
+    errors, ValueError (pandas parser/empty-data errors, 'corresponds to no data', JSON errors) and OSError."""
+    errors: list[type[BaseException]] = [ValueError, OSError]
+    with suppress(ImportError):
+        from datasets.exceptions import DatasetGenerationError
+
+        errors.append(DatasetGenerationError)
+    with suppress(ImportError):
+        import pyarrow
+
+        errors.append(pyarrow.ArrowException)
+    return tuple(errors)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception and its causes, outermost first (``raise ... from``, else the implicit context)."""
+    out: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and cur not in out and len(out) < 10:
+        out.append(cur)
+        cur = cur.__cause__ or (None if cur.__suppress_context__ else cur.__context__)
+    return out
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _utf8_problem(path: Path) -> tuple[str, str] | None:
+    """('byte 0xe9 on line 2', a likely source encoding) where ``path`` is first not UTF-8; None when it decodes."""
+    try:
+        data = path.read_bytes()
+        data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        encoding = "utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "latin1"
+        return f"byte 0x{data[e.start]:02x} on line {line}", encoding
+    except OSError:
+        return None
+    return None
+
+
+def _json_problem(path: Path) -> str | None:
+    """'line N: message' where a JSON / JSON Lines file first fails to parse, or None when it parses."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    lines = text.splitlines()
+    first = next((line for line in lines if line.strip()), "")
+    try:
+        json.loads(first)
+        json_lines = True
+    except json.JSONDecodeError:
+        json_lines = False
+    if json_lines:  # one object per line: the first line that does not parse
+        for n, line in enumerate(lines, 1):
+            if line.strip():
+                try:
+                    json.loads(line)
+                except json.JSONDecodeError as e:
+                    return f"line {n}: {e.msg} at column {e.colno}"
+        return None
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as e:
+        return f"line {e.lineno}: {e.msg} at column {e.colno}"
+    return None
+
+
+def _read_error(exc: BaseException, path: Path, fmt: str | None, where: str, key: str) -> DataError:
+    """Turn a failed read into one line: the file, the likely cause (encoding, a malformed row, no rows, not this
+    format) and the fix; ``key`` is the params key naming the file (``datasets.<name>.path``)."""
+    fmt_key = f"{key.rsplit('.', 1)[0]}.format"
+    chain = _chain(exc)
+    inner = chain[-1]
+    names = {type(e).__name__ for e in chain}
+    text = " ".join(_first_line(e) for e in chain)
+    fmt = fmt or ("a folder of tables" if path.is_dir() else "a table")
+    if "corresponds to no data" in text or "EmptyDataError" in names:
+        return DataError(f"{where} has no rows (empty, or a header only); add data rows or fix {key}")
+    if fmt != "parquet" and path.is_file():
+        bad = _utf8_problem(path) if "UnicodeDecodeError" in names or fmt in ("csv", "json", "jsonl") else None
+        if bad:
+            return DataError(
+                f"{where} is not UTF-8 text ({bad[0]}); re-save it as UTF-8, e.g. "
+                f"`iconv -f {bad[1]} -t utf-8 {path.name} > utf8_{path.name}` (with the file's real encoding after "
+                f"-f), and point {key} at the new file"
+            )
+    if "ParserError" in names:
+        detail = _first_line(next(e for e in chain if type(e).__name__ == "ParserError"))
+        detail = detail.removeprefix("Error tokenizing data. ").removeprefix("C error: ")
+        return DataError(
+            f"{where} has a malformed CSV row ({detail}); fix that line (quote fields that contain commas or "
+            "quotes, one record per line) or re-export the file"
+        )
+    if fmt in ("json", "jsonl") and path.is_file():
+        problem = _json_problem(path)
+        if problem:
+            return DataError(
+                f"{where} is not valid JSON ({problem}); fix it there (JSON Lines: one complete object per line) "
+                "or re-export the file"
+            )
+    hint = f"check that it is a {fmt} file, or set {fmt_key}"
+    if "Failed to parse" in text or "Could not convert" in text or "cast" in text.lower():
+        hint = "a column mixes numbers and text (its type is guessed from the first rows); make its values consistent"
+    return DataError(f"{where} could not be read as {fmt} ({type(inner).__name__}: {_first_line(inner)}); {hint}")
+
+
+def _read_file(path: Path, fmt: str | None, where: str = "", key: str = "datasets.<name>.path") -> pd.DataFrame:
+    """Read a local table (or a folder of them) through the ``datasets`` builders; row order is kept.
+
+    A file that cannot be read (not UTF-8, a malformed CSV row or JSON line, no rows, not the stated format)
+    raises one :class:`DataError` naming it (``where``), the cause (with the line where the parser says) and the
+    fix (``key`` is the params key that names the file).
+    """
+    where = where or str(path)
+    fmt = _infer_format(path, fmt) if not path.is_dir() else fmt
+    if path.is_file() and path.stat().st_size == 0:  # the json builder would raise a bare StopIteration
+        raise DataError(f"{where} has no rows (the file is empty); add data rows or fix {key}")
     with _quiet_datasets() as datasets:
-        if path.is_dir():
-            ds = datasets.load_dataset(str(path), split="train")
-        else:
-            builder = {"jsonl": "json"}.get(_infer_format(path, fmt), _infer_format(path, fmt))
-            ds = datasets.load_dataset(builder, data_files=str(path), split="train")
+        try:
+            if path.is_dir():
+                ds = datasets.load_dataset(str(path), split="train")
+            else:
+                builder = {"jsonl": "json"}.get(str(fmt), str(fmt))
+                ds = datasets.load_dataset(builder, data_files=str(path), split="train")
+        except _read_errors() as e:
+            raise _read_error(e, path, fmt, where, key) from e
         return ds.to_pandas().reset_index(drop=True)
 
 
@@ -656,6 +851,61 @@ def _read_hub(cfg: DatasetConfig) -> pd.DataFrame:
         return ds.to_pandas().reset_index(drop=True)
 
 
+def _labels(raw: pd.DataFrame, cfg: DatasetConfig, where: str) -> list[Any]:
+    """Gold from the label column: 1 = in ``positive_values``, 0 = in ``negative_values`` (or, without that list,
+    any other value of a column with at most 2 distinct values), None = an empty cell (counted in the log).
+
+    Never a silent 0 for an unexpected value: a value in neither list, or a third distinct value, is an error."""
+    col = str(cfg.label_column)
+    key = f"datasets.{cfg.name}"
+    series = raw[col]
+    values = series.tolist()
+    odd = next((i for i, v in enumerate(values) if isinstance(v, list | dict | np.ndarray)), None)
+    if odd is not None:
+        raise DataError(
+            f"dataset '{cfg.name}': label column '{col}' of {where} holds a {type(values[odd]).__name__} in source "
+            f"row {odd}; labels must be single values (1/0, true/false, yes/no); fix {key}.label_column"
+        )
+    positive, negative = cfg.positive_values, cfg.negative_values
+    if negative is not None:
+        gold, stray = _strict_gold(series, positive, negative)
+        if stray:
+            raise DataError(
+                f"dataset '{cfg.name}': label {_plain(values[stray[0]])!r} in source row {stray[0]} of {where} "
+                f"(column '{col}', {len(stray)} such rows) is in neither {key}.positive_values {positive!r} nor "
+                f"{key}.negative_values {negative!r}; add it to one of them, or empty the cell for unknown gold"
+            )
+    else:
+        distinct = list(dict.fromkeys(_plain(v) for v in values if not _is_null(v)))
+        if len(distinct) > 2:
+            shown = sorted(distinct, key=lambda v: (type(v).__name__, str(v)))
+            more = f" and {len(shown) - 10} more" if len(shown) > 10 else ""
+            raise DataError(
+                f"dataset '{cfg.name}': label column '{col}' has {len(distinct)} distinct values "
+                f"{shown[:10]!r}{more}; list the ones that mean 1 in {key}.positive_values and the ones that "
+                f"mean 0 in {key}.negative_values"
+            )
+        gold = _to_gold(series, positive)
+    if not any(g == 1 for g in gold) and any(g is not None for g in gold):
+        seen = sorted({repr(_plain(v)) for v in series.dropna().unique()[:10]})
+        raise DataError(
+            f"dataset '{cfg.name}': no value of column '{col}' is in positive_values "
+            f"{positive!r} (seen: {', '.join(seen)}); set {key}.positive_values"
+        )
+    unknown = sum(g is None for g in gold)
+    if unknown:
+        level = logging.WARNING if unknown == len(gold) else logging.INFO
+        log.log(
+            level,
+            "dataset '%s': %d of %d rows have an empty label in column '%s' (gold unknown, items kept)",
+            cfg.name,
+            unknown,
+            len(gold),
+            col,
+        )
+    return gold
+
+
 def _from_columns(raw: pd.DataFrame, cfg: DatasetConfig, where: str) -> pd.DataFrame:
     """``source: file/hub``: map the configured columns onto the item schema."""
     wanted = [c for c in (cfg.text_column, cfg.label_column, cfg.consistency_column) if c]
@@ -665,15 +915,7 @@ def _from_columns(raw: pd.DataFrame, cfg: DatasetConfig, where: str) -> pd.DataF
             f"dataset '{cfg.name}': {where} has no column {', '.join(map(repr, missing))} "
             f"(has: {', '.join(map(str, raw.columns))}); fix datasets.{cfg.name}.*_column"
         )
-    gold = None
-    if cfg.label_column:
-        gold = _to_gold(raw[cfg.label_column], cfg.positive_values)
-        if not any(g == 1 for g in gold) and any(g is not None for g in gold):
-            seen = sorted({repr(v) for v in raw[cfg.label_column].dropna().unique()[:10]})
-            raise DataError(
-                f"dataset '{cfg.name}': no value of column '{cfg.label_column}' is in positive_values "
-                f"{cfg.positive_values!r} (seen: {', '.join(seen)}); set datasets.{cfg.name}.positive_values"
-            )
+    gold = _labels(raw, cfg, where) if cfg.label_column else None
     cid = None
     if cfg.consistency_column:
         col = raw[cfg.consistency_column]
@@ -699,7 +941,8 @@ def _raw_items(cfg: DatasetConfig, root: Path) -> pd.DataFrame:
         path = _resolve(root, cfg.path or "")
         if not path.exists():
             raise DataError(f"dataset '{cfg.name}': data file {cfg.path} not found under {root}; fix {key}.path")
-        return _from_columns(_read_file(path, cfg.format), cfg, str(cfg.path))
+        raw = _read_file(path, cfg.format, f"dataset '{cfg.name}': {cfg.path}", f"{key}.path")
+        return _from_columns(raw, cfg, str(cfg.path))
     name = cfg.builtin or cfg.name
     if name not in BUILTINS:
         raise DataError(f"dataset '{cfg.name}': unknown builtin {name!r}; known builtins: {', '.join(BUILTINS)}")
@@ -716,7 +959,8 @@ def _raw_items(cfg: DatasetConfig, root: Path) -> pd.DataFrame:
             f"dataset '{cfg.name}': data file {rel} not found under {root}; restore it "
             f"(see data/SOURCES.md) or set {key}.path"
         )
-    return spec.convert(_read_file(path, cfg.format), f"dataset '{cfg.name}': {rel}")
+    where = f"dataset '{cfg.name}': {rel}"
+    return spec.convert(_read_file(path, cfg.format, where, f"{key}.path"), where)
 
 
 def load_other_splits(cfg: DatasetConfig, root: Path) -> dict[str, pd.DataFrame]:
@@ -732,7 +976,7 @@ def load_other_splits(cfg: DatasetConfig, root: Path) -> dict[str, pd.DataFrame]
                 f"dataset '{cfg.name}': other split {rel} not found under {root}; fix or remove it in {key}"
             )
         where = f"dataset '{cfg.name}': {rel}"
-        raw = _read_file(path, cfg.format)
+        raw = _read_file(path, cfg.format, where, key)
         if cfg.source == "builtin":
             frame = BUILTINS[cfg.builtin or cfg.name].convert(raw, where)
         else:
@@ -746,7 +990,12 @@ def load_other_splits(cfg: DatasetConfig, root: Path) -> dict[str, pd.DataFrame]
 
 
 def _finish(raw: pd.DataFrame, cfg: DatasetConfig) -> pd.DataFrame:
-    """Apply filters (whole consistency groups go together), check texts, number items, fix dtypes."""
+    """Apply filters (whole consistency groups go together), check texts, number items, fix dtypes.
+
+    A row with an empty text (missing, NaN or blank) is an error naming its source row and the count, not a skip:
+    it cannot be labelled, it usually means a wrong ``text_column`` or a broken export, and dropping it would
+    change which rows become items without the user asking. Filters that leave nothing are an error too.
+    """
     key = f"datasets.{cfg.name}"
     text = raw["text"]
     bad = [i for i, t in enumerate(text) if not isinstance(t, str) or not t.strip()]
@@ -794,6 +1043,15 @@ def load_items(cfg: DatasetConfig, root: Path) -> pd.DataFrame:
     Files are read with the ``datasets`` csv/json/parquet builders (offline; their cache handles concurrent
     readers with file locks); ``source: hub`` calls ``datasets.load_dataset(hub_path, hub_name, split=split)``
     and turns a connection or not-found failure into one :class:`DataError` line.
+
+    Bad input never yields a silently wrong table; each case is one :class:`DataError` line naming the file (or
+    key) and the fix: a file that is not UTF-8, has a malformed CSV row or JSON line, has no rows or is not the
+    stated format (:func:`_read_file`); a row with an empty text (:func:`_finish`); a label value in neither
+    ``positive_values`` nor ``negative_values``, or a third distinct label value when ``negative_values`` is not
+    set, or a builtin label that is not 0/1; no items left after filters. The one counted skip-like case: an
+    empty label cell means unknown gold (the item is kept; the count is logged). Duplicate rows are kept here and
+    counted (flagged or dropped) by ``elicit.hygiene`` in the load stage; file datasets have no id column, so
+    ``item_id``/``source_row`` are always unique.
     """
     items = _finish(_raw_items(cfg, Path(root)), cfg)
     validate_items(items)

@@ -204,3 +204,28 @@ def _fake_handler(srv: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             self._send(reply, data)
 
     return Handler
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting for a reaper counts as dead)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+def fake_oracle_cfg(url: str, **kw: Any) -> Any:
+    """An `openai`-kind oracle config for a fake local server: fast retries, short timeout."""
+    from elicit.oracle import OracleConfig
+
+    d: dict[str, Any] = {
+        "kind": "openai",
+        "base_url": url,
+        "model": "fake-model",
+        "max_retries": 2,
+        "retry_backoff_s": 0.01,
+        "timeout_s": 10,
+    }
+    d.update(kw)
+    return OracleConfig.from_params("fake", d)

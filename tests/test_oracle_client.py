@@ -30,6 +30,7 @@ from elicit.oracle import PRESETS, OracleConfig, OracleError, ask_sync
 from elicit.oracle.base import parse_top_logprobs, score_of
 from elicit.oracle.cache import AnswerCache, cache_key
 from elicit.prompts import Template
+from helpers import fake_oracle_cfg
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 TEMPLATE = Template(id="t1", pos="Is it wrong?", neg="Is it acceptable?", item="Scenario")
@@ -205,19 +206,6 @@ def make_queries(n_items: int, k: int = 0, framings: tuple[str, ...] = ("pos", "
     return pd.DataFrame(rows)
 
 
-def cfg_for(url: str, **kw: Any) -> OracleConfig:
-    d: dict[str, Any] = {
-        "kind": "openai",
-        "base_url": url,
-        "model": "fake-model",
-        "max_retries": 2,
-        "retry_backoff_s": 0.01,
-        "timeout_s": 10,
-    }
-    d.update(kw)
-    return OracleConfig.from_params("fake", d)
-
-
 # --------------------------------------------------------------------------------------------------
 # answer parsing
 
@@ -259,7 +247,7 @@ def test_score_sign_on_fake_server(fake: tuple[FakeState, str], tmp_path: Path, 
     state, url = fake
     state.top = lambda p: {" True": math.log(0.8), " False": math.log(0.2)}
     preds, tel = ask_sync(
-        make_queries(3), make_items(3), cfg_for(url, endpoint=endpoint), [TEMPLATE], tmp_path, progress=False
+        make_queries(3), make_items(3), fake_oracle_cfg(url, endpoint=endpoint), [TEMPLATE], tmp_path, progress=False
     )
     pos = preds[preds.framing == "pos"]
     neg = preds[preds.framing == "neg"]
@@ -278,7 +266,7 @@ def test_score_sign_on_fake_server(fake: tuple[FakeState, str], tmp_path: Path, 
 def test_missing_answer_gives_null_score(fake: tuple[FakeState, str], tmp_path: Path) -> None:
     state, url = fake
     state.top = lambda p: {" True": -0.2, " the": -2.0}
-    preds, tel = ask_sync(make_queries(2), make_items(2), cfg_for(url), [TEMPLATE], tmp_path, progress=False)
+    preds, tel = ask_sync(make_queries(2), make_items(2), fake_oracle_cfg(url), [TEMPLATE], tmp_path, progress=False)
     assert preds["missing"].all()
     assert preds["score"].isna().all() and preds["lp_false"].isna().all()
     assert preds["lp_true"].notna().all()
@@ -292,9 +280,9 @@ def test_missing_answer_gives_null_score(fake: tuple[FakeState, str], tmp_path: 
 def test_second_run_makes_no_calls(fake: tuple[FakeState, str], tmp_path: Path) -> None:
     state, url = fake
     q, items = make_queries(5, k=2), make_items(5)
-    first, tel1 = ask_sync(q, items, cfg_for(url), [TEMPLATE], tmp_path, progress=False)
+    first, tel1 = ask_sync(q, items, fake_oracle_cfg(url), [TEMPLATE], tmp_path, progress=False)
     n = len(state.requests)
-    second, tel2 = ask_sync(q, items, cfg_for(url), [TEMPLATE], tmp_path, progress=False)
+    second, tel2 = ask_sync(q, items, fake_oracle_cfg(url), [TEMPLATE], tmp_path, progress=False)
     assert n == 10 and len(state.requests) == n
     assert tel1["calls"] == 10 and tel1["cache_hits"] == 0
     assert tel2["calls"] == 0 and tel2["cache_hits"] == 10
@@ -302,7 +290,7 @@ def test_second_run_makes_no_calls(fake: tuple[FakeState, str], tmp_path: Path) 
     cols = ["lp_true", "lp_false", "score", "missing", "prompt_sha256", "prompt_tokens"]
     pd.testing.assert_frame_equal(first[cols], second[cols])
     # a different sampling setting is a different key
-    ask_sync(q, items, cfg_for(url, top_logprobs=5), [TEMPLATE], tmp_path, progress=False)
+    ask_sync(q, items, fake_oracle_cfg(url, top_logprobs=5), [TEMPLATE], tmp_path, progress=False)
     assert len(state.requests) == 2 * n
 
 
@@ -310,7 +298,7 @@ def test_duplicate_prompts_are_asked_once(fake: tuple[FakeState, str], tmp_path:
     state, url = fake
     q = make_queries(3)
     q2 = pd.concat([q, q.assign(query_id=q["query_id"] + "-dup")], ignore_index=True)
-    preds, tel = ask_sync(q2, make_items(3), cfg_for(url), [TEMPLATE], tmp_path, progress=False)
+    preds, tel = ask_sync(q2, make_items(3), fake_oracle_cfg(url), [TEMPLATE], tmp_path, progress=False)
     assert len(state.requests) == 6 and tel["calls"] == 6 and len(preds) == 12
     np.testing.assert_allclose(preds["score"][:6].to_numpy(float), preds["score"][6:].to_numpy(float))
 
@@ -320,7 +308,7 @@ def test_input_order_kept_with_concurrency(fake: tuple[FakeState, str], tmp_path
     state.delay = 0.01
     q = make_queries(12, k=1).sample(frac=1.0, random_state=3)
     q.index = pd.RangeIndex(100, 100 + len(q))[::-1]
-    preds, _ = ask_sync(q, make_items(12), cfg_for(url, concurrency=4), [TEMPLATE], tmp_path, progress=False)
+    preds, _ = ask_sync(q, make_items(12), fake_oracle_cfg(url, concurrency=4), [TEMPLATE], tmp_path, progress=False)
     assert list(preds["query_id"]) == list(q["query_id"]) and list(preds.index) == list(q.index)
     # every row's answer belongs to its own prompt
     by_prompt = {prompt_of(r): default_top(prompt_of(r)) for r in state.requests}
@@ -332,7 +320,7 @@ def test_input_order_kept_with_concurrency(fake: tuple[FakeState, str], tmp_path
 def test_sequential_mode_orders_prompts_by_shared_prefix(fake: tuple[FakeState, str], tmp_path: Path) -> None:
     state, url = fake
     q = make_queries(6, k=2).sample(frac=1.0, random_state=1)
-    ask_sync(q, make_items(6), cfg_for(url, concurrency=1), [TEMPLATE], tmp_path, progress=False)
+    ask_sync(q, make_items(6), fake_oracle_cfg(url, concurrency=1), [TEMPLATE], tmp_path, progress=False)
     prompts = state.prompts()
     assert prompts == sorted(prompts)  # sorted text = neighbours share their longest prefixes
 
@@ -341,7 +329,7 @@ def test_http_500_then_success_is_retried(fake: tuple[FakeState, str], tmp_path:
     state, url = fake
     state.fail_first = 2
     preds, tel = ask_sync(
-        make_queries(1, framings=("pos",)), make_items(1), cfg_for(url), [TEMPLATE], tmp_path, progress=False
+        make_queries(1, framings=("pos",)), make_items(1), fake_oracle_cfg(url), [TEMPLATE], tmp_path, progress=False
     )
     assert len(state.requests) == 3 and tel["retries"] == 2 and tel["calls"] == 1
     assert not preds["missing"].any()
@@ -354,7 +342,7 @@ def test_http_429_exhausts_retries_with_clear_message(fake: tuple[FakeState, str
         ask_sync(
             make_queries(1, framings=("pos",)),
             make_items(1),
-            cfg_for(url),
+            fake_oracle_cfg(url),
             [TEMPLATE],
             tmp_path,
             progress=False,
@@ -370,14 +358,18 @@ def test_unreachable_endpoint(tmp_path: Path) -> None:
     fix = "start the server or fix oracles.fake.base_url"
     expected = f"oracle 'fake': cannot reach {url} (connection refused); {fix}"
     with pytest.raises(OracleError) as info:
-        ask_sync(make_queries(1), make_items(1), cfg_for(url, max_retries=1), [TEMPLATE], tmp_path, progress=False)
+        ask_sync(
+            make_queries(1), make_items(1), fake_oracle_cfg(url, max_retries=1), [TEMPLATE], tmp_path, progress=False
+        )
     assert str(info.value) == expected
 
 
 def test_wrong_model_name_404(fake: tuple[FakeState, str], tmp_path: Path) -> None:
     state, url = fake
     with pytest.raises(OracleError, match=r"model 'nope' not found at .*HTTP 404.*fix oracles\.fake\.model"):
-        ask_sync(make_queries(1), make_items(1), cfg_for(url, model="nope"), [TEMPLATE], tmp_path, progress=False)
+        ask_sync(
+            make_queries(1), make_items(1), fake_oracle_cfg(url, model="nope"), [TEMPLATE], tmp_path, progress=False
+        )
     assert len(state.requests) == 1  # not retried
 
 
@@ -389,7 +381,7 @@ def test_server_without_logprobs(fake: tuple[FakeState, str], tmp_path: Path, en
         ask_sync(
             make_queries(1),
             make_items(1),
-            cfg_for(url, endpoint=endpoint),
+            fake_oracle_cfg(url, endpoint=endpoint),
             [TEMPLATE],
             tmp_path,
             progress=False,
@@ -400,7 +392,7 @@ def test_malformed_json(fake: tuple[FakeState, str], tmp_path: Path) -> None:
     state, url = fake
     state.malformed = True
     with pytest.raises(OracleError, match=r"oracle 'fake': malformed response from http://127\.0\.0\.1"):
-        ask_sync(make_queries(1), make_items(1), cfg_for(url), [TEMPLATE], tmp_path, progress=False)
+        ask_sync(make_queries(1), make_items(1), fake_oracle_cfg(url), [TEMPLATE], tmp_path, progress=False)
 
 
 def test_server_context_overflow_names_n_ctx(fake: tuple[FakeState, str], tmp_path: Path) -> None:
@@ -408,14 +400,14 @@ def test_server_context_overflow_names_n_ctx(fake: tuple[FakeState, str], tmp_pa
     state.fail_first, state.fail_status = 5, 400
     state.status_body = {"error": {"message": "Requested tokens (3000) exceed context window of 2048"}}
     with pytest.raises(OracleError, match=r"over the context size .*raise oracles\.fake\.n_ctx"):
-        ask_sync(make_queries(1), make_items(1), cfg_for(url), [TEMPLATE], tmp_path, progress=False)
+        ask_sync(make_queries(1), make_items(1), fake_oracle_cfg(url), [TEMPLATE], tmp_path, progress=False)
 
 
 def test_prompt_over_budget_fails_before_any_call(fake: tuple[FakeState, str], tmp_path: Path) -> None:
     state, url = fake
     items = pd.DataFrame({"item_id": [0], "text": ["word " * 2000]})
     with pytest.raises(OracleError, match=r"query q0-pos: the target alone needs .*raise oracles\.fake\.n_ctx"):
-        ask_sync(make_queries(1), items, cfg_for(url, n_ctx=512), [TEMPLATE], tmp_path, progress=False)
+        ask_sync(make_queries(1), items, fake_oracle_cfg(url, n_ctx=512), [TEMPLATE], tmp_path, progress=False)
     assert state.requests == []
 
 
@@ -425,7 +417,7 @@ def test_long_context_is_truncated_and_reported(fake: tuple[FakeState, str], tmp
     preds, tel = ask_sync(
         make_queries(5, k=4, framings=("pos",)),
         items,
-        cfg_for(url, n_ctx=512),
+        fake_oracle_cfg(url, n_ctx=512),
         [TEMPLATE],
         tmp_path,
         progress=False,
@@ -440,7 +432,7 @@ def test_api_key_from_env_is_sent_but_never_written(
     state, url = fake
     secret = "sk-test-SECRET-4242-do-not-store"
     monkeypatch.setenv("ELICIT_FAKE_KEY", secret)
-    cfg = cfg_for(url, api_key_env="ELICIT_FAKE_KEY")
+    cfg = fake_oracle_cfg(url, api_key_env="ELICIT_FAKE_KEY")
     preds, _ = ask_sync(make_queries(2), make_items(2), cfg, [TEMPLATE], tmp_path / "cache", progress=False)
     assert all(h.get("authorization") == f"Bearer {secret}" for h in state.headers)
     blobs = b"".join(p.read_bytes() for p in (tmp_path / "cache").rglob("*") if p.is_file())
@@ -456,7 +448,7 @@ def test_missing_api_key_env_is_a_clear_error(fake: tuple[FakeState, str], tmp_p
         ask_sync(
             make_queries(1),
             make_items(1),
-            cfg_for(url, api_key_env="ELICIT_UNSET_KEY"),
+            fake_oracle_cfg(url, api_key_env="ELICIT_UNSET_KEY"),
             [TEMPLATE],
             tmp_path,
             progress=False,
@@ -466,8 +458,12 @@ def test_missing_api_key_env_is_a_clear_error(fake: tuple[FakeState, str], tmp_p
 def test_gold_is_ignored_by_real_oracles(fake: tuple[FakeState, str], tmp_path: Path) -> None:
     _, url = fake
     q, items = make_queries(4, k=2), make_items(4)
-    a, _ = ask_sync(q, items, cfg_for(url), [TEMPLATE], tmp_path / "a", gold={i: 1 for i in range(4)}, progress=False)
-    b, _ = ask_sync(q, items, cfg_for(url), [TEMPLATE], tmp_path / "b", gold={i: 0 for i in range(4)}, progress=False)
+    a, _ = ask_sync(
+        q, items, fake_oracle_cfg(url), [TEMPLATE], tmp_path / "a", gold={i: 1 for i in range(4)}, progress=False
+    )
+    b, _ = ask_sync(
+        q, items, fake_oracle_cfg(url), [TEMPLATE], tmp_path / "b", gold={i: 0 for i in range(4)}, progress=False
+    )
     pd.testing.assert_frame_equal(a, b)
 
 
@@ -477,11 +473,11 @@ def test_parquet_round_tripped_queries_and_empty_input(fake: tuple[FakeState, st
     q["context_shown"] = [np.array(s, dtype=np.int8) for s in q["context_shown"]]
     q.to_parquet(tmp_path / "plan.parquet")
     back = pd.read_parquet(tmp_path / "plan.parquet")  # list columns come back as numpy arrays
-    a, _ = ask_sync(q, make_items(3), cfg_for(url), [TEMPLATE], tmp_path / "c", progress=False)
-    b, tel = ask_sync(back, make_items(3), cfg_for(url), [TEMPLATE], tmp_path / "c", progress=False)
+    a, _ = ask_sync(q, make_items(3), fake_oracle_cfg(url), [TEMPLATE], tmp_path / "c", progress=False)
+    b, tel = ask_sync(back, make_items(3), fake_oracle_cfg(url), [TEMPLATE], tmp_path / "c", progress=False)
     assert tel["cache_hits"] == len(q)
     np.testing.assert_array_equal(a["score"].to_numpy(float), b["score"].to_numpy(float))
-    empty, tel0 = ask_sync(q.head(0), make_items(3), cfg_for(url), [TEMPLATE], tmp_path / "c", progress=False)
+    empty, tel0 = ask_sync(q.head(0), make_items(3), fake_oracle_cfg(url), [TEMPLATE], tmp_path / "c", progress=False)
     assert len(empty) == 0 and tel0["calls"] == 0 and "score" in empty.columns
 
 
@@ -491,7 +487,7 @@ def test_rate_limit_spaces_requests(fake: tuple[FakeState, str], tmp_path: Path)
     ask_sync(
         make_queries(5),
         make_items(5),
-        cfg_for(url, requests_per_s=40, concurrency=4),
+        fake_oracle_cfg(url, requests_per_s=40, concurrency=4),
         [TEMPLATE],
         tmp_path,
         False,
@@ -503,11 +499,11 @@ def test_bad_query_rows_are_named(fake: tuple[FakeState, str], tmp_path: Path) -
     _, url = fake
     q = make_queries(2)
     with pytest.raises(OracleError, match=r"template_id 'zz' is not among"):
-        ask_sync(q.assign(template_id="zz"), make_items(2), cfg_for(url), [TEMPLATE], tmp_path, progress=False)
+        ask_sync(q.assign(template_id="zz"), make_items(2), fake_oracle_cfg(url), [TEMPLATE], tmp_path, progress=False)
     with pytest.raises(OracleError, match=r"query q0-pos: target_id 7 is not an item_id"):
-        ask_sync(q.assign(target_id=7), make_items(2), cfg_for(url), [TEMPLATE], tmp_path, progress=False)
+        ask_sync(q.assign(target_id=7), make_items(2), fake_oracle_cfg(url), [TEMPLATE], tmp_path, progress=False)
     with pytest.raises(OracleError, match=r"lack column\(s\) \['framing'\]"):
-        ask_sync(q.drop(columns="framing"), make_items(2), cfg_for(url), [TEMPLATE], tmp_path, progress=False)
+        ask_sync(q.drop(columns="framing"), make_items(2), fake_oracle_cfg(url), [TEMPLATE], tmp_path, progress=False)
 
 
 # --------------------------------------------------------------------------------------------------

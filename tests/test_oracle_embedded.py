@@ -28,6 +28,7 @@ from elicit.oracle import cache as cache_mod
 from elicit.oracle import embedded as emb
 from elicit.oracle.cache import AnswerCache, file_sha256
 from elicit.prompts import Template
+from helpers import alive
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 T = Template(
@@ -64,15 +65,6 @@ def queries() -> pd.DataFrame:
         rows.append({"query_id": f"f3{f}", "target_id": 3, "framing": f, "template_id": T.id,
                      "context_ids": [0, 1, 2], "context_shown": [0, 1, 0]})  # fmt: skip
     return pd.DataFrame(rows)
-
-
-def alive(pid: int) -> bool:
-    """Running (a zombie waiting for a reaper counts as dead)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state not in ("Z", "X")
 
 
 def closed_port_url() -> str:

@@ -25,7 +25,7 @@ import pytest
 from elicit.oracle import OracleConfig, OracleError, ask_sync
 from elicit.oracle.client import request_tokens, retry_after_s
 from elicit.prompts import Template, estimate_tokens
-from helpers import FakeOpenAI, Reply
+from helpers import FakeOpenAI, Reply, fake_oracle_cfg
 
 T = Template(id="t1", pos="Is it wrong?", neg="Is it acceptable?", item="Scenario")
 
@@ -48,19 +48,6 @@ def queries(n: int) -> pd.DataFrame:
             for i in range(n)
         ]
     )
-
-
-def cfg_for(url: str, **kw: Any) -> OracleConfig:
-    d: dict[str, Any] = {
-        "kind": "openai",
-        "base_url": url,
-        "model": "fake-model",
-        "max_retries": 2,
-        "retry_backoff_s": 0.01,
-        "timeout_s": 10,
-    }
-    d.update(kw)
-    return OracleConfig.from_params("fake", d)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -145,7 +132,7 @@ FAULTS: dict[str, Fault] = {
 def test_fault_table(name: str, tmp_path: Path) -> None:
     fault = FAULTS[name]
     with FakeOpenAI(fault.script) as srv:
-        cfg = cfg_for(srv.url, **dict(fault.cfg))
+        cfg = fake_oracle_cfg(srv.url, **dict(fault.cfg))
         if fault.error is not None:
             with pytest.raises(OracleError) as info:
                 ask_sync(queries(N), items(N), cfg, [T], tmp_path, progress=False)
@@ -179,7 +166,7 @@ def test_answers_before_a_failure_are_kept_and_not_asked_again(tmp_path: Path) -
 
     q, it = queries(6), items(6)
     with FakeOpenAI(script) as srv:  # the same server (the base_url is part of the cache key) ...
-        cfg = cfg_for(srv.url, concurrency=1)
+        cfg = fake_oracle_cfg(srv.url, concurrency=1)
         with pytest.raises(OracleError, match=rf"HTTP 500 from {re.escape(srv.url)} after 3 tries"):
             ask_sync(q, it, cfg, [T], tmp_path, progress=False)
         first = srv.prompts()
@@ -213,7 +200,7 @@ def test_429_retry_after_is_honoured(tmp_path: Path, headers: dict[str, str], ex
 
     with FakeOpenAI(script) as srv:
         # backoff alone would retry after 0.01 s: a gap of ~expected_wait proves the header was read
-        preds, tel = ask_sync(queries(1), items(1), cfg_for(srv.url), [T], tmp_path, progress=False)
+        preds, tel = ask_sync(queries(1), items(1), fake_oracle_cfg(srv.url), [T], tmp_path, progress=False)
         t = srv.times()
     assert len(t) == 2 and tel["calls"] == 1 and tel["retries"] == 1 and not preds["missing"].any()
     assert expected_wait - 0.02 <= t[1] - t[0] < expected_wait + 1.0
@@ -226,7 +213,9 @@ def test_retry_after_is_capped(tmp_path: Path) -> None:
 
     with FakeOpenAI(script) as srv:
         t0 = time.monotonic()
-        _, tel = ask_sync(queries(1), items(1), cfg_for(srv.url, max_retry_after_s=0.3), [T], tmp_path, progress=False)
+        _, tel = ask_sync(
+            queries(1), items(1), fake_oracle_cfg(srv.url, max_retry_after_s=0.3), [T], tmp_path, progress=False
+        )
     assert time.monotonic() - t0 < 5 and tel["retry_wait_s"] == pytest.approx(0.3) and tel["calls"] == 1
 
 
@@ -238,7 +227,9 @@ def test_retry_after_holds_every_worker(tmp_path: Path) -> None:
         return Reply(429, headers={"Retry-After": str(pause)}, delay=0.05) if n == 1 else Reply(delay=0.05)
 
     with FakeOpenAI(script) as srv:
-        _, tel = ask_sync(queries(12), items(12), cfg_for(srv.url, concurrency=3), [T], tmp_path, progress=False)
+        _, tel = ask_sync(
+            queries(12), items(12), fake_oracle_cfg(srv.url, concurrency=3), [T], tmp_path, progress=False
+        )
         t = srv.times()
     assert tel["calls"] == 12 and tel["retries"] == 1
     told = t[0] + 0.05  # when the 429 was sent
@@ -278,13 +269,13 @@ def test_retry_after_http_date_in_the_future() -> None:
 def test_tokens_per_min_spaces_calls_across_workers(tmp_path: Path) -> None:
     with FakeOpenAI() as srv:
         # probe the prompts' size once (cache off for the probe so it does not answer the real run)
-        ask_sync(queries(1), items(1), cfg_for(srv.url, cache=False), [T], tmp_path, progress=False)
+        ask_sync(queries(1), items(1), fake_oracle_cfg(srv.url, cache=False), [T], tmp_path, progress=False)
         per_request = estimate_tokens(srv.prompts()[0]) + 1
         assert request_tokens(srv.prompts()[0]) == per_request
         srv.requests.clear()
         tpm = 120 * per_request  # two requests per second; the bucket holds one second's worth (2 requests)
         n = 6
-        cfg = cfg_for(srv.url, tokens_per_min=tpm, concurrency=3)
+        cfg = fake_oracle_cfg(srv.url, tokens_per_min=tpm, concurrency=3)
         before = time.monotonic()  # the server stamps arrivals with the same clock, in this process
         _, tel = ask_sync(queries(n), items(n), cfg, [T], tmp_path, progress=False)
         t = srv.times()

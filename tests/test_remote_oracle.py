@@ -18,6 +18,7 @@ import pytest
 from elicit.oracle import OracleConfig, ask_sync
 from elicit.oracle import embedded as emb
 from elicit.prompts import Template
+from helpers import alive
 
 REPO = Path(__file__).resolve().parents[1]
 T = Template(
@@ -46,14 +47,6 @@ def six_queries() -> pd.DataFrame:
         rows.append({"query_id": f"f3{f}", "target_id": 3, "framing": f, "template_id": T.id,
                      "context_ids": [0, 1, 2], "context_shown": [0, 1, 0]})  # fmt: skip
     return pd.DataFrame(rows)
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state not in ("Z", "X")
 
 
 def wait_ready(proc: subprocess.Popen[bytes], url: str, timeout: float = 90) -> None:

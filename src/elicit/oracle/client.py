@@ -216,6 +216,12 @@ def _is_transient(exc: BaseException) -> bool:
     return False
 
 
+def _new_counters() -> dict[str, Any]:
+    """What one batch of HTTP calls counts (telemetry)."""
+    return {"calls": 0, "retries": 0, "prompt_tokens": 0, "completion_tokens": 0, "retry_wait_s": 0.0,
+            "throttle_wait_s": 0.0}  # fmt: skip
+
+
 class HttpOracle:
     """Any OpenAI-compatible server (llama.cpp, vLLM, OpenAI) over the `openai` async client."""
 
@@ -263,14 +269,7 @@ class HttpOracle:
         return text
 
     async def answer_many(self, requests: Sequence[Request], on_answer: OnAnswer) -> dict[str, Any]:
-        counters: dict[str, Any] = {
-            "calls": 0,
-            "retries": 0,
-            "prompt_tokens": 0,
-            "completion_tokens": 0,
-            "retry_wait_s": 0.0,
-            "throttle_wait_s": 0.0,
-        }
+        counters = _new_counters()
         if not requests:
             return counters
         if not self.base_url:
@@ -720,14 +719,7 @@ async def ask(
         todo = _order_for_prefix_reuse([r for k, r in prep.requests.items() if k not in hit_keys])
         cache_hits = sum(1 for k in prep.keys if k in hit_keys)
 
-        counters: dict[str, Any] = {
-            "calls": 0,
-            "retries": 0,
-            "prompt_tokens": 0,
-            "completion_tokens": 0,
-            "retry_wait_s": 0.0,
-            "throttle_wait_s": 0.0,
-        }
+        counters = _new_counters()
         if todo:
             if start_server is not None:
                 oracle.base_url = start_server()

@@ -107,3 +107,9 @@ def test_warnings_name_collapse_and_nuisance_tracking() -> None:
     assert warnings({"selected": {"positive_rate": 0.99}}) == ["selected labels 99 % of items as 1 (collapse)"]
     assert warnings({"zero_shot": {"nuisance_agreement": 0.2}})[0].startswith("zero_shot labels equal")
     assert warnings({"selected": {"nuisance_agreement": 0.6, "positive_rate": 0.4}}) == []
+
+
+def test_a_partial_study_lists_the_missing_runs() -> None:
+    run = StudyRun(card={"run": "a", "n": 10}, metrics=_metrics({"zero_shot": 0.6, "selected": 0.7}))
+    md = markdown([run], "", {"missing": ["b", "c"]})
+    assert "**Partial study:** 2 listed runs had no results" in md and "`b`, `c`" in md

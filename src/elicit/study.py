@@ -166,6 +166,13 @@ def markdown(runs: Sequence[StudyRun], notes: str = "", meta: Mapping[str, Any] 
         " (golden_fewshot − zero_shot). Calls = oracle calls behind `selected` (the shared query rounds).",
         "",
     ]
+    if meta.get("missing"):
+        lines += [
+            f"**Partial study:** {len(meta['missing'])} listed runs had no results when this page was written: "
+            + ", ".join(f"`{m}`" for m in meta["missing"])
+            + ".",
+            "",
+        ]
     rows = compact_rows(runs)
     header = ["run", "n", *COLUMNS, "selected config", "PGR", "calls", "verdict (selected)"]
     body = [

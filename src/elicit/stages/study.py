@@ -52,20 +52,31 @@ def run() -> None:
     p.add_argument("--html", type=Path, default=Path("results/study/summary.html"))
     p.add_argument("--markdown", type=Path, default=Path("docs/results.md"))
     p.add_argument("--notes", type=Path, default=Path("docs/results_notes.md"), help="hand-written part of the page")
+    p.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="skip runs that have no metrics yet and list them on the page (a partial study, by hand)",
+    )
     args = p.parse_args()
     logging.basicConfig(level="INFO", stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     params = load_params(args.params)
     names = args.runs or list((params.get("study") or {}).get("runs") or [])
     if not names:
         raise ValueError("no runs to study: list them under study.runs in params.yaml, or pass --runs")
-    runs = [read_run(name, params) for name in names]
+    missing = [n for n in names if not RunPaths(n).metrics.exists()]
+    if missing and not args.allow_missing:
+        raise FileNotFoundError(
+            f"runs without results: {', '.join(missing)}; build them (snakemake study) or pass --allow-missing"
+        )
+    runs = [read_run(name, params) for name in names if name not in missing]
     table = long_table(runs)
     _, html = render_summary([(r.card, r.metrics) for r in runs], title="Elicitation study")
     total = sum(r.wall_s or 0.0 for r in runs)
     notes = args.notes.read_text() if args.notes.exists() else ""
     write_parquet(table, args.out)
     write_text(html, args.html)
-    write_text(markdown(runs, notes, {"command": COMMAND, "wall_min": total / 60}), args.markdown)
+    meta = {"command": COMMAND, "wall_min": total / 60, "missing": missing}
+    write_text(markdown(runs, notes, meta), args.markdown)
     _cli.log.info(
         "study of %d runs (%.0f min of jobs) -> %s, %s, %s", len(runs), total / 60, args.out, args.html, args.markdown
     )

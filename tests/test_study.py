@@ -11,7 +11,8 @@ from elicit.evaluate import evaluate
 from elicit.optimize import OptimizeConfig
 from elicit.optimize.config import LossWeights
 from elicit.optimize.synthetic import SyntheticSpec, generate
-from elicit.study import StudyRun, compact_rows, gold_best, long_table, markdown, run_verdict, warnings
+from elicit.report import gold_best_config
+from elicit.study import StudyRun, compact_rows, long_table, markdown, run_verdict, warnings
 
 FULL = OptimizeConfig(
     name="full",
@@ -81,7 +82,7 @@ def test_study_table_verdicts_follow_the_paired_cis() -> None:
     assert run_verdict(good).startswith("beats zero_shot (+")
     assert "beats few_shot_mean" in run_verdict(good)
     assert "ties zero_shot" in run_verdict(tie) and "ties few_shot_mean" in run_verdict(tie)
-    assert gold_best(good, ["full", "mutual_only"]) == "mutual_only"
+    assert gold_best_config(good, ["full", "mutual_only"]) == "mutual_only"
 
     runs = [
         StudyRun(card={"run": "a", "dataset": "d", "oracle": "o", "n": 400}, metrics=good,

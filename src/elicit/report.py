@@ -179,6 +179,13 @@ def telemetry_summary(telemetry: Sequence[Mapping[str, Any]] | None) -> dict[str
     return {"totals": totals, "jobs": jobs, "cache_hit_rate": hit_rate}
 
 
+def gold_best_config(metrics: pd.DataFrame, configs: Sequence[str]) -> str | None:
+    """The swept config with the highest seed-mean accuracy against gold (ties: first by name): an upper bound,
+    never a choice."""
+    acc = metrics[(metrics["metric"] == "accuracy_seed_mean") & metrics["method"].isin(list(configs))]
+    return None if acc.empty else str(acc.sort_values(["value", "method"], ascending=[False, True]).iloc[0]["method"])
+
+
 COST_KEYS = ("calls", "cache_hits", "prompt_tokens", "completion_tokens", "wall_s")
 ZERO_SHOT_ONLY = ("zero_shot", "zero_shot_calibrated")
 

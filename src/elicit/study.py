@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from elicit.evaluate import NUISANCE_WARN, compare, metric_row
-from elicit.report import summary_table
+from elicit.report import gold_best_config, summary_table
 
 COLUMNS: tuple[str, ...] = (
     "zero_shot",
@@ -47,13 +47,11 @@ class StudyRun:
     wall_s: float | None = None
     metrics_json: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
-
-def gold_best(metrics: pd.DataFrame, configs: Sequence[str]) -> str | None:
-    """The swept config with the highest seed-mean gold accuracy (ties: first by name)."""
-    acc = metrics[(metrics["metric"] == "accuracy_seed_mean") & metrics["method"].isin(list(configs))]
-    if acc.empty:
-        return None
-    return str(acc.sort_values(["value", "method"], ascending=[False, True]).iloc[0]["method"])
+    @property
+    def gold_best(self) -> str | None:
+        """The swept config (those ``select`` scored) with the best gold accuracy."""
+        configs = list((self.selection or {}).get("scores") or {})
+        return gold_best_config(self.metrics, configs) if not self.metrics.empty else None
 
 
 def long_table(runs: Sequence[StudyRun]) -> pd.DataFrame:
@@ -61,13 +59,13 @@ def long_table(runs: Sequence[StudyRun]) -> pd.DataFrame:
     df = summary_table([(r.card, r.metrics) for r in runs])
     calls, tokens, best = [], [], []
     by_run = {str(r.card.get("run")): r for r in runs}
+    best_of = {run: r.gold_best for run, r in by_run.items()}  # once per run, not per row
     for run, method in zip(df["run"].astype(str), df["method"].astype(str), strict=True):
         r = by_run[run]
         c = r.costs.get(method) or {}
         calls.append(c.get("calls"))
         tokens.append((c.get("prompt_tokens") or 0) + (c.get("completion_tokens") or 0) if c else None)
-        configs = list((r.selection or {}).get("scores") or {})
-        best.append(method == gold_best(r.metrics, configs))
+        best.append(method == best_of[run])
     df["oracle_calls"] = pd.array(calls, dtype="Float64")
     df["tokens"] = pd.array(tokens, dtype="Float64")
     df["gold_best_upper_bound"] = pd.array(best, dtype="boolean")
@@ -121,8 +119,7 @@ def compact_rows(runs: Sequence[StudyRun]) -> list[dict[str, str]]:
     rows = []
     for r in runs:
         m = r.metrics
-        configs = list((r.selection or {}).get("scores") or {})
-        best = gold_best(m, configs) if not m.empty else None
+        best = r.gold_best
         row = {
             "run": str(r.card.get("run")),
             "dataset": str(r.card.get("dataset") or "–"),

@@ -13,7 +13,7 @@ from elicit.datasets import DatasetConfig
 from elicit.evaluate import diagnostics
 from elicit.io import write_text
 from elicit.plots import make_plots
-from elicit.report import ReportConfig, method_costs, render_report
+from elicit.report import ReportConfig, gold_best_config, method_costs, render_report
 from elicit.stages import _cli
 from elicit.stages._labels import fresh_dir, read_methods
 
@@ -31,10 +31,9 @@ def _side_files(folders: list[Path]) -> tuple[dict[str, Any], dict[str, Any]]:
     return curves, nuisance
 
 
-def gold_best_config(metrics: pd.DataFrame, configs: list[str]) -> str | None:
-    """The swept config with the highest seed-mean accuracy against gold (an upper bound, never a choice)."""
-    acc = metrics[(metrics["metric"] == "accuracy_seed_mean") & metrics["method"].isin(configs)]
-    return None if acc.empty else str(acc.sort_values(["value", "method"], ascending=[False, True]).iloc[0]["method"])
+def read_telemetry(run_dir: Path) -> list[dict[str, Any]]:
+    """Every job's ``telemetry/<job>.json`` of one run, in file-name order."""
+    return [json.loads(f.read_text()) for f in sorted((run_dir / "telemetry").glob("*.json"))]
 
 
 def run_card(
@@ -90,7 +89,7 @@ def run() -> None:
         selection = json.loads(selection_path.read_text()) if selection_path.exists() else None
         if selection is not None:  # the report may read gold: name the gold-best config, as an upper bound only
             selection = dict(selection, gold_best=gold_best_config(metrics, list(selection.get("scores", {}))))
-        telemetry = [json.loads(f.read_text()) for f in sorted((paths.dir / "telemetry").glob("*.json"))]
+        telemetry = read_telemetry(paths.dir)
         curves, nuisance = _side_files(folders)
         costs = method_costs(labels, telemetry)
         rcfg = ReportConfig.from_dict(cfg.section("report"))

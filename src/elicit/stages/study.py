@@ -17,7 +17,7 @@ from elicit.io import write_parquet, write_text
 from elicit.paths import RunPaths
 from elicit.report import method_costs, render_summary
 from elicit.stages import _cli
-from elicit.stages.report import run_card
+from elicit.stages.report import read_telemetry, run_card
 from elicit.study import StudyRun, long_table, markdown
 
 COMMAND = "uv run snakemake --cores 2 study"
@@ -27,7 +27,7 @@ def read_run(name: str, params: dict) -> StudyRun:
     """A run's tables as the study needs them (metrics, telemetry, selection, ablations)."""
     paths = RunPaths(name)
     cfg = resolve_run(params, name)
-    telemetry = [json.loads(f.read_text()) for f in sorted((paths.dir / "telemetry").glob("*.json"))]
+    telemetry = read_telemetry(paths.dir)
     metrics = pd.read_parquet(paths.metrics)
     card = run_card(cfg, pd.read_parquet(paths.items), telemetry)
     selection_path = paths.dir / "selection.json"

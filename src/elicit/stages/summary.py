@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -16,7 +15,7 @@ from elicit.io import write_parquet, write_text
 from elicit.paths import RunPaths
 from elicit.report import render_summary
 from elicit.stages import _cli
-from elicit.stages.report import run_card
+from elicit.stages.report import read_telemetry, run_card
 
 
 def run() -> None:
@@ -38,7 +37,7 @@ def run() -> None:
     runs = []
     for name, metrics_path, items_path in zip(names, metrics_files, items_files, strict=True):
         cfg = resolve_run(params, name)
-        telemetry = [json.loads(f.read_text()) for f in sorted((RunPaths(name).dir / "telemetry").glob("*.json"))]
+        telemetry = read_telemetry(RunPaths(name).dir)
         card = run_card(cfg, pd.read_parquet(items_path), telemetry)
         runs.append((card, pd.read_parquet(metrics_path)))
     table, html = render_summary(runs)

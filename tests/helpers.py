@@ -27,13 +27,19 @@ COPY_IGNORE = shutil.ignore_patterns(
 )
 
 
-def sh(cmd: str, cwd: Path, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess[str]:
-    """Run a shell command in the copy with the project's venv first on PATH, as `uv run` would."""
+def copy_env(cwd: Path) -> dict[str, str]:
+    """The environment of a command in the copy: the project's venv first on PATH, as `uv run` would."""
     env = dict(os.environ)
     env["PATH"] = f"{REPO / '.venv' / 'bin'}{os.pathsep}{env['PATH']}"
     env.setdefault("DVC_NO_ANALYTICS", "1")
     env["HF_HUB_OFFLINE"] = "1"
     env["PYTHONPATH"] = str(Path(cwd) / "src")  # the copy runs its own code, not the checkout's
+    return env
+
+
+def sh(cmd: str, cwd: Path, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess[str]:
+    """Run a shell command in the copy with the project's venv first on PATH, as `uv run` would."""
+    env = copy_env(cwd)
     proc = subprocess.run(cmd, shell=True, cwd=cwd, env=env, text=True, capture_output=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"`{cmd}` failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")

@@ -301,7 +301,7 @@ PARAMS: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     (
         "dataset with a bad source",
         lambda p: file_dataset(p).update(source="web"),
-        r"datasets\.\w+\.source: 'web' is not one of",
+        r"datasets\.\w+\.source: 'web' is not allowed; use one of: builtin, file, hub",
     ),
     # the schema leaves dataset entries open; DatasetConfig (same call in every stage) names the key
     (

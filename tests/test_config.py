@@ -35,7 +35,7 @@ def test_shipped_and_tiny_params_are_valid(params: dict) -> None:
     [
         (lambda p: p["group"].update(size="ten"), r"group\.size: 'ten' is not of type 'integer'"),
         (lambda p: p["base"].update(rounds=0), r"base\.rounds"),
-        (lambda p: p["embed"].update(modle="x"), r"embed: Additional properties"),
+        (lambda p: p["embed"].update(modle="x"), r"embed: unknown key 'modle'; did you mean 'model'"),
         (lambda p: p["runs"]["ethics"].update(dataset="nope"), r"runs\.ethics\.dataset: unknown dataset 'nope'"),
         (lambda p: p["runs"]["ethics"].update(oracle="nope"), r"runs\.ethics\.oracle: unknown oracle 'nope'"),
         (lambda p: p["runs"]["ethics"].update(n=-3), r"runs\.ethics\.n"),

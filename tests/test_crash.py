@@ -38,9 +38,10 @@ SNAKEMAKE = f"snakemake --cores 2 {TARGET}"
 LOCKED = "Directory cannot be locked"
 EMB = "results/tiny_embedded"
 N_ITEMS = 4  # of the 12 of tiny_embedded: 16 prompts (2 templates x 2 framings), a few seconds on 2 free cores
+CRASH = f"{EMB}/crash"  # inside the run's folder: a stage refuses to write outside it
 QUERY = (
-    "python -m elicit.stages.query --run tiny_embedded --round 0 --items crash/items.parquet "
-    "--out crash/predictions.parquet"
+    f"python -m elicit.stages.query --run tiny_embedded --round 0 --items {CRASH}/items.parquet "
+    f"--out {CRASH}/predictions.parquet"
 )
 OPTIMIZE = (
     f"python -m elicit.stages.optimize --run tiny --config full --items {RUN}/items.parquet "
@@ -189,9 +190,9 @@ def test_query_stage_killed_with_a_real_server(tmp_path: Path) -> None:
     rng = random.Random(SEED)
     sh(f"snakemake --cores 1 {EMB}/items.parquet", repo)
     items = pd.read_parquet(repo / EMB / "items.parquet")
-    (repo / "crash").mkdir()
-    items[items["item_id"] < N_ITEMS].to_parquet(repo / "crash" / "items.parquet", index=False)
-    preds = repo / "crash" / "predictions.parquet"
+    (repo / CRASH).mkdir()
+    items[items["item_id"] < N_ITEMS].to_parquet(repo / CRASH / "items.parquet", index=False)
+    preds = repo / CRASH / "predictions.parquet"
 
     sh(QUERY, repo, timeout=600)  # the uninterrupted reference
     reference = preds.read_bytes()

@@ -230,7 +230,7 @@ def test_hygiene_params_defaults_and_schema() -> None:
     assert HygieneConfig.from_params(params["hygiene"]) == HygieneConfig()
     validate_params(params)
     params["hygiene"]["action"] = "remove"
-    with pytest.raises(ParamsError, match=r"hygiene.action: 'remove' is not one of"):
+    with pytest.raises(ParamsError, match=r"hygiene.action: 'remove' is not allowed; use one of: flag, drop, none"):
         validate_params(params)
 
 

@@ -25,11 +25,38 @@ import pyarrow.parquet as pq
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read the process umask once (os.umask can only be read by setting it)
 
+_write_root: Path | None = None
+
+
+class UnsafeOutputError(ValueError):
+    """An output path that leaves the folder a stage may write (e.g. a name with ``..`` in it)."""
+
+
+def confine_writes(root: Path | str | None) -> None:
+    """Refuse, from now on in this process, atomic writes whose target is not inside ``root`` (None: no limit).
+
+    A stage of one run confines itself to ``results/<run>/``: a name that smuggles ``..`` into a path can then never
+    make ``atomic_dir`` delete or overwrite a folder elsewhere. Paths are compared as written (made absolute and
+    normalised, symlinks not followed), so a results folder that is a symlink to scratch space still works.
+    """
+    global _write_root
+    _write_root = None if root is None else Path(os.path.normpath(os.path.abspath(root)))
+
+
+def _checked(path: Path) -> Path:
+    target = Path(os.path.normpath(os.path.abspath(path)))
+    if _write_root is not None and not target.is_relative_to(_write_root):
+        raise UnsafeOutputError(
+            f"refusing to write {path}: it resolves to {target}, outside this run's folder {_write_root}; "
+            "outputs of a run stay under results/<run>/ (names must not contain '..' or '/')"
+        )
+    return path
+
 
 @contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it over ``path`` only if the block succeeds."""
-    path = Path(path)
+    path = _checked(Path(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
@@ -50,7 +77,7 @@ def atomic_dir(path: Path | str) -> Iterator[Path]:
     The old ``path`` is removed first (as DVC does before a stage), so a writer killed half-way leaves ``path``
     absent, never holding some of its files only. Temporary folders of earlier killed writers of ``path`` go too.
     """
-    path = Path(path)
+    path = _checked(Path(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
         shutil.rmtree(stale, ignore_errors=True)

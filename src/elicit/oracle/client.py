@@ -12,6 +12,7 @@ import datetime
 import email.utils
 import errno
 import json
+import logging
 import math
 import os
 import time
@@ -33,6 +34,7 @@ from elicit.oracle.base import (
     OracleConfig,
     OracleError,
     Request,
+    api_key_env_problem,
     parse_top_logprobs,
     score_of,
 )
@@ -61,6 +63,12 @@ PREDICTION_COLUMNS = (
 )
 _MAX_LOGPROB = 1e-3
 _CONTEXT_WORDS = ("context", "exceed", "too long", "maximum", "n_ctx", "tokens")
+
+log = logging.getLogger(__name__)
+
+
+def _same(text: str) -> str:
+    return text
 
 
 def sampling_params(cfg: OracleConfig) -> dict[str, Any]:
@@ -166,8 +174,8 @@ def retry_after_s(exc: BaseException) -> float | None:
     return max(0.0, value) if math.isfinite(value) else None
 
 
-def _root_cause(exc: BaseException) -> str:
-    """A short cause of a connection failure, e.g. 'connection refused'."""
+def _root_cause(exc: BaseException, scrub: Callable[[str], str] = _same) -> str:
+    """A short cause of a connection failure, e.g. 'connection refused' (scrubbed before it is cut)."""
     seen: set[int] = set()
     cur: BaseException | None = exc
     last = exc
@@ -177,10 +185,10 @@ def _root_cause(exc: BaseException) -> str:
             return "connection refused"
         last = cur
         cur = cur.__cause__ or cur.__context__
-    msg = str(last) or type(last).__name__
+    msg = scrub(str(last) or type(last).__name__)
     if "refused" in msg.lower() or "connect call failed" in msg.lower():
         return "connection refused"
-    return msg.splitlines()[0][:200]
+    return (msg.splitlines() or [""])[0][:200]
 
 
 def _never_connected(exc: BaseException) -> bool:
@@ -197,15 +205,21 @@ def _never_connected(exc: BaseException) -> bool:
     return "refused" in _root_cause(exc)
 
 
-def _status_message(exc: openai.APIStatusError) -> str:
+def _status_message(exc: openai.APIStatusError, scrub: Callable[[str], str] = _same) -> str:
+    """The server's error message: its first line, scrubbed (of the API key) BEFORE it is cut to 300 characters,
+    so a key echoed across the cut cannot leave a prefix behind."""
+
+    def first_line(text: str) -> str:
+        return (scrub(text).splitlines() or [""])[0][:300]
+
     body = exc.body
     if isinstance(body, Mapping):
         err = body.get("error", body)
         if isinstance(err, Mapping) and err.get("message"):
-            return str(err["message"]).splitlines()[0][:300]
+            return first_line(str(err["message"]))
         if isinstance(err, str):
-            return err.splitlines()[0][:300]
-    return (str(exc.message) or exc.response.reason_phrase).splitlines()[0][:300]
+            return first_line(err)
+    return first_line(str(exc.message) or exc.response.reason_phrase)
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -253,6 +267,9 @@ class HttpOracle:
         env = self.cfg.api_key_env
         if env is None:
             return "no-key"  # local servers ignore it; the client insists on a string
+        problem = api_key_env_problem(self.name, env)  # a pasted key: refuse it, never echo it
+        if problem is not None:
+            raise OracleError(problem)
         key = os.environ.get(env)
         if not key:
             raise OracleError(
@@ -319,13 +336,22 @@ class HttpOracle:
         counters: dict[str, Any],
         throttle: _Throttle,
     ) -> Answer:
-        """One request with retries: every try passes the throttle (rate limits count retries too)."""
+        """One request with retries: every try passes the throttle (rate limits count retries too).
+
+        timeout_s bounds each try as a whole (connect + the full body), not each read: a server that answers 200
+        and then trickles its body a byte at a time would otherwise hold the worker forever. Up to max_retries + 1
+        tries; each retry is logged (WARNING, one scrubbed line: why, and how many tries are left).
+        """
         last: BaseException | None = None
         tokens = request_tokens(req.payload, self.count_tokens) if self.cfg.tokens_per_min else 0
-        for attempt in range(self.cfg.max_retries + 1):
+        tries = self.cfg.max_retries + 1
+        for attempt in range(tries):
             await throttle.wait(tokens)
             try:
-                return await self._request(client, req)
+                async with asyncio.timeout(self.cfg.timeout_s):
+                    return await self._request(client, req)
+            except TimeoutError as exc:  # the whole try took longer than timeout_s
+                last = exc
             except (openai.APIConnectionError, openai.APIStatusError) as exc:
                 if isinstance(exc, openai.APIStatusError) and not _is_transient(exc):
                     raise self._fatal(exc, req) from None
@@ -339,14 +365,30 @@ class HttpOracle:
                 else:
                     wait = self.cfg.retry_backoff_s * (2**attempt)
                 counters["retry_wait_s"] += wait
+                left = tries - attempt - 1
+                log.warning(
+                    "oracle '%s': try %d of %d failed (%s); retrying in %gs, %d %s left",
+                    self.name, attempt + 1, tries, self._reason(last), wait, left, "try" if left == 1 else "tries",
+                )  # fmt: skip
                 await asyncio.sleep(wait)
         assert last is not None
         raise self._gave_up(last) from None
 
+    def _reason(self, exc: BaseException) -> str:
+        """Why one try failed, in a few words on one line, without the API key (for the retry log)."""
+        if isinstance(exc, TimeoutError | openai.APITimeoutError):
+            return f"no complete answer from {self.base_url} within {self.cfg.timeout_s:g}s"
+        if isinstance(exc, openai.APIStatusError):
+            return f"HTTP {exc.status_code} from {self.base_url}: {_status_message(exc, self._redact)}"
+        if isinstance(exc, openai.APIConnectionError):
+            what = "cannot reach" if _never_connected(exc) else "connection broke mid-response from"
+            return f"{what} {self.base_url}: {_root_cause(exc, self._redact)}"
+        return (self._redact(f"{type(exc).__name__}: {exc}").splitlines() or [""])[0][:200]  # pragma: no cover
+
     def _gave_up(self, exc: BaseException) -> OracleError:
         tries = f"after {self.cfg.max_retries + 1} tries"
         n = self.name
-        if isinstance(exc, openai.APITimeoutError):
+        if isinstance(exc, TimeoutError | openai.APITimeoutError):
             return OracleError(
                 f"oracle '{n}': {self.base_url} did not answer within {self.cfg.timeout_s:g}s ({tries}); "
                 f"raise oracles.{n}.timeout_s or check the server",
@@ -354,12 +396,13 @@ class HttpOracle:
         if isinstance(exc, openai.APIConnectionError):
             if _never_connected(exc):
                 return OracleError(
-                    f"oracle '{n}': cannot reach {self.base_url} ({_root_cause(exc)}); {self.server_hint}",
+                    f"oracle '{n}': cannot reach {self.base_url} ({_root_cause(exc, self._redact)}); "
+                    f"{self.server_hint}",
                 )
             fix = self.server_hint if self.cfg.kind == "embedded" else "check the server and any proxy in between"
             return OracleError(
                 f"oracle '{n}': the connection to {self.base_url} broke mid-response {tries} "
-                f"({_root_cause(exc)}); {fix}",
+                f"({_root_cause(exc, self._redact)}); {fix}",
             )
         if isinstance(exc, openai.APIStatusError):
             code = exc.status_code
@@ -371,12 +414,12 @@ class HttpOracle:
             else:
                 fix = f"the server is failing: check it (and its log), or raise oracles.{n}.max_retries"
             return OracleError(
-                f"oracle '{n}': HTTP {code} from {self.base_url} {tries}: {_status_message(exc)}; {fix}",
+                f"oracle '{n}': HTTP {code} from {self.base_url} {tries}: {_status_message(exc, self._redact)}; {fix}",
             )
         return OracleError(f"oracle '{n}': {type(exc).__name__}: {exc}")  # pragma: no cover
 
     def _fatal(self, exc: openai.APIStatusError, req: Request) -> OracleError:
-        n, code, msg = self.name, exc.status_code, _status_message(exc)
+        n, code, msg = self.name, exc.status_code, _status_message(exc, self._redact)
         if code == 404:
             return OracleError(
                 f"oracle '{n}': model '{self.cfg.model}' not found at {self.base_url} (HTTP 404: {msg}); "
@@ -431,9 +474,9 @@ class HttpOracle:
         except (openai.APIConnectionError, openai.APIStatusError):
             raise
         except openai.APIResponseValidationError as exc:
-            raise self._malformed(str(exc)[:120]) from None
+            raise self._malformed(self._redact(str(exc))[:120]) from None
         except (ValueError, TypeError, KeyError) as exc:  # e.g. invalid JSON body
-            raise self._malformed(f"{type(exc).__name__}: {str(exc)[:120]}") from None
+            raise self._malformed(f"{type(exc).__name__}: {self._redact(str(exc))[:120]}") from None
         return self._parse(resp)
 
     def _parse(self, resp: Any) -> Answer:
@@ -472,7 +515,7 @@ class HttpOracle:
         except OracleError:
             raise
         except (AttributeError, TypeError, ValueError, IndexError) as exc:
-            raise self._malformed(f"{type(exc).__name__}: {str(exc)[:120]}") from None
+            raise self._malformed(f"{type(exc).__name__}: {self._redact(str(exc))[:120]}") from None
         for token, value in top:
             # log-probabilities are <= 0 (a little slack for rounding); anything else is a wrong number, e.g.
             # probabilities sent as logprobs. -inf is probability 0 and NaN no value: both count as absent.

@@ -9,9 +9,11 @@ The metrics table (``metrics.parquet``) has exactly the columns
 ``method, seed, metric, value, ci_low, ci_high``:
 
 * per seed (``seed >= 0``): ``accuracy`` (``p_true >= 0.5``), ``balanced_accuracy`` (mean recall over the
-  classes present), ``auroc`` (only when both classes occur in gold; never NaN), ``ece`` (equal-mass bins),
+  classes; within a bootstrap resample over the classes present), ``auroc``, ``ece`` (equal-mass bins),
   ``log_loss`` (p clipped to [1e-6, 1 - 1e-6]), each with a percentile bootstrap CI (widened if needed so it
-  contains the point);
+  contains the point). ``balanced_accuracy`` and ``auroc`` (:data:`TWO_CLASS_METRICS`) are written only when
+  both classes occur in gold: with one class they are undefined, so they are absent, never NaN, and
+  :func:`undefined_metrics` names the reason (the report prints "n/a (one class)", metrics.json a null);
 * ``seed == -1`` ("mean over seeds"): for the five metrics above, ``value`` = mean over seeds and
   ``ci_low``/``ci_high`` = mean -/+ std over seeds (sample std, 0 for a single seed) -- the spread across
   restarts, not a confidence interval;
@@ -19,7 +21,10 @@ The metrics table (``metrics.parquet``) has exactly the columns
   accuracy is first averaged over its seeds inside each resample): ``accuracy_seed_mean`` (only at ``-1``),
   ``delta_accuracy_vs_<ref>`` for ``ref`` in :data:`REFERENCES` (``method - ref``, ref averaged over its
   seeds), and ``pgr`` = (method - zero_shot) / (golden_fewshot - zero_shot), written only when the bootstrap
-  CI of the denominator excludes 0.
+  CI of the denominator excludes 0;
+* per method at ``seed == -1``, the evaluation set's size: ``n_gold`` (gold items) and ``n_gold_positive``
+  (gold items labelled 1), with ``ci_low = ci_high = value``; the verdict needs them to tell a tiny sample
+  (:func:`elicit.verdicts.too_few_items`) and a one-class gold set apart.
 
 An item a method did not label counts as ``p_true = 0.5`` (a coin flip, labelled 1 by the threshold), so a
 coverage gap costs the method instead of silently shrinking its test set; this is reported in ``notes``.
@@ -34,6 +39,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
+
+from elicit.verdicts import RunVerdict, decide, min_items, worst_case_half_width
 
 Labels = Mapping[str, Mapping[int, pd.DataFrame]]
 """method -> seed -> DataFrame(item_id, p_true)."""
@@ -56,6 +63,11 @@ REFERENCES: tuple[str, ...] = ("zero_shot", "few_shot_mean", "golden_fewshot")
 COLUMNS: list[str] = ["method", "seed", "metric", "value", "ci_low", "ci_high"]
 MEAN_SEED = -1
 BASE_METRICS: tuple[str, ...] = ("accuracy", "balanced_accuracy", "auroc", "ece", "log_loss")
+TWO_CLASS_METRICS: tuple[str, ...] = ("balanced_accuracy", "auroc")
+"""Undefined when gold has a single class: not written then (see :func:`undefined_metrics`)."""
+COUNT_METRICS: tuple[str, ...] = ("n_gold", "n_gold_positive")
+"""Size of the evaluation set, one row per method at seed -1 (value = ci_low = ci_high)."""
+ONE_CLASS = "one class"
 LOWER_IS_BETTER: frozenset[str] = frozenset({"ece", "log_loss"})
 CONSISTENCY_RULES: dict[str, str] = {
     "none": "no logical constraint between items",
@@ -273,7 +285,9 @@ def evaluate(
     n = len(ids)
     both_classes = bool((y == 1).any() and (y == 0).any())
     if not both_classes:
-        notes.append(f"gold has a single class (all {int(y[0])}): AUROC is undefined and not reported")
+        notes.append(
+            f"gold has a single class (all {int(y[0])}): AUROC and balanced accuracy are undefined and not reported"
+        )
     chunks = _bootstrap_weights(n, n_boot, seed)
     ones = np.ones((1, n))
 
@@ -294,7 +308,7 @@ def evaluate(
             point = _batch_metrics(p, y, ones, ece_bins, both_classes)
             boots = [_batch_metrics(p, y, w, ece_bins, both_classes) for w in chunks]
             for metric in BASE_METRICS:
-                if metric not in point:
+                if metric not in point or (metric in TWO_CLASS_METRICS and not both_classes):
                     continue
                 v = float(point[metric][0])
                 samples = np.concatenate([b[metric] for b in boots]) if boots else np.empty(0)
@@ -336,6 +350,10 @@ def evaluate(
             rows.append(_row(method, MEAN_SEED, name, mv - ref_v, *_interval(mv - ref_v, mb - ref_b, ci)))
 
     rows.extend(_pgr_rows(acc_point, acc_boot, seed_avg, ci, notes))
+    n_pos = int((y == 1).sum())
+    for method in sorted(acc_point):
+        rows.append(_row(method, MEAN_SEED, "n_gold", n, float(n), float(n)))
+        rows.append(_row(method, MEAN_SEED, "n_gold_positive", n_pos, float(n_pos), float(n_pos)))
     df = pd.DataFrame(rows, columns=COLUMNS)
     df["seed"] = df["seed"].astype("int64")
     for col in ("value", "ci_low", "ci_high"):
@@ -589,6 +607,51 @@ def metric_row(metrics: pd.DataFrame, method: str, metric: str, seed: int = MEAN
     return Row(float(r["value"]), float(r["ci_low"]), float(r["ci_high"]))
 
 
+class GoldCounts(NamedTuple):
+    """Size of the evaluation set."""
+
+    n: int
+    positive: int
+
+    @property
+    def one_class(self) -> bool:
+        return self.n > 0 and self.positive in (0, self.n)
+
+
+def gold_counts(metrics: pd.DataFrame) -> GoldCounts | None:
+    """Gold items and gold 1s from the ``n_gold``/``n_gold_positive`` rows (None in tables written without them)."""
+    if metrics.empty:
+        return None
+    sel = metrics[(metrics["metric"] == "n_gold") & (metrics["seed"] == MEAN_SEED)]
+    if sel.empty:
+        return None
+    n = int(sel.iloc[0]["value"])
+    pos = metric_row(metrics, str(sel.iloc[0]["method"]), "n_gold_positive")
+    return GoldCounts(n, int(pos.value) if pos is not None else -1)
+
+
+def undefined_metrics(metrics: pd.DataFrame) -> dict[str, str]:
+    """Metrics a gold-scored run lacks because they are undefined on its data: metric -> short reason.
+
+    ``balanced_accuracy`` and ``auroc`` -> "one class" when gold has a single class; ``pgr`` -> why it was not
+    written (golden few-shot indistinguishable from zero-shot, or a reference absent). Empty for gold-less runs.
+    The report prints ``n/a (<reason>)`` and metrics.json a null with a ``<metric>_na`` reason, never NaN.
+    """
+    if metrics.empty or not (metrics["metric"] == "accuracy").any():
+        return {}
+    present = set(metrics["metric"].astype(str))
+    counts = gold_counts(metrics)
+    # tables written before the count rows: AUROC was left out exactly when gold had one class
+    one_class = counts.one_class if counts is not None else "auroc" not in present
+    out = {m: ONE_CLASS for m in TWO_CLASS_METRICS if one_class and m not in present}
+    if "pgr" not in present:
+        methods = set(metrics["method"].astype(str))
+        names = {"zero_shot": "zero-shot", "golden_fewshot": "golden few-shot"}
+        absent = [name for m, name in names.items() if m not in methods]
+        out["pgr"] = f"no {' or '.join(absent)} labels" if absent else "golden few-shot ≈ zero-shot"
+    return out
+
+
 def _clean(v: float) -> float | None:
     return None if v is None or not math.isfinite(v) else round(float(v), 6)
 
@@ -598,9 +661,10 @@ def metrics_json(metrics: pd.DataFrame, diagnostics: Mapping[str, Any] | None = 
 
     ``accuracy_ci_*`` is the bootstrap CI of the seed-averaged accuracy and ``<metric>_std`` the spread over
     seeds. Scalar gold-free diagnostics are merged into each method's entry, so gold-less runs still have
-    numbers to diff.
+    numbers to diff. A metric undefined on this run's data (:func:`undefined_metrics`, e.g. AUROC with one
+    gold class) is ``null`` with its reason in ``<metric>_na``; no value is ever NaN.
     """
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, dict[str, float | str | None]] = {}
 
     def put(method: str, key: str, value: float | None) -> None:
         v = _clean(value) if value is not None else None
@@ -619,6 +683,8 @@ def metrics_json(metrics: pd.DataFrame, diagnostics: Mapping[str, Any] | None = 
         if metric in BASE_METRICS:
             put(method, metric, value)
             put(method, f"{metric}_std", (hi - lo) / 2.0)
+        elif metric in COUNT_METRICS:
+            put(method, metric, value)
         elif metric == "accuracy_seed_mean":
             put(method, "accuracy_ci_low", lo)
             put(method, "accuracy_ci_high", hi)
@@ -632,6 +698,10 @@ def metrics_json(metrics: pd.DataFrame, diagnostics: Mapping[str, Any] | None = 
                 put(method, key, v)
         for method, res in (diagnostics.get("consistency_violations") or {}).items():
             put(method, "consistency_violation_rate", res.get("rate"))
+    undefined = undefined_metrics(metrics)
+    for method in sorted(set(metrics.loc[metrics["metric"] == "accuracy", "method"].astype(str))):
+        for metric, reason in undefined.items():
+            out.setdefault(method, {}).update({metric: None, f"{metric}_na": reason})
     return {m: dict(sorted(v.items())) for m, v in sorted(out.items())}
 
 
@@ -706,18 +776,81 @@ def _describe(c: Comparison, a_name: str, b_name: str) -> str:
     return f"{head}; {acc}, {overlap}."
 
 
-def verdict(metrics: pd.DataFrame, selection: Mapping[str, Any] | None = None) -> str:
-    """The report's first lines, in plain words: did the selected labels beat just asking the model?
+CHEAP_BASELINES: tuple[str, ...] = ("zero_shot", "few_shot_mean")
+"""What the selected labels must beat (zero_shot is required for a verdict, few_shot_mean counts when present)."""
 
-    One sentence per line: oracle strength (only when golden few-shot does not beat zero-shot), selected vs
-    zero-shot, selected vs the few-shot mean, PGR, oracle strength when fine, and the gold-best upper bound.
+
+def _target(metrics: pd.DataFrame, selection: Mapping[str, Any] | None) -> tuple[str | None, str | None]:
+    """(method whose rows are the selected labels, or None; the selected config's name, or None)."""
+    sel = str(selection.get("selected")) if selection and selection.get("selected") else None
+    present = set(metrics["method"])
+    return ("selected" if "selected" in present else sel if sel in present else None), sel
+
+
+def headline(
+    metrics: pd.DataFrame, selection: Mapping[str, Any] | None = None, *, n_items: int | None = None
+) -> RunVerdict:
+    """The run's verdict (:func:`elicit.verdicts.decide`) from a metrics table.
+
+    The size of the evaluation set comes from the table's ``n_gold`` rows; ``n_items`` is the fallback for
+    tables written without them (the report passes the run's item count).
     """
     if metrics.empty or not (metrics["metric"] == "accuracy").any():
+        return decide(has_gold=False, n_gold=None, golden_vs_zero_shot=None, selected_vs_baselines=None)
+    counts = gold_counts(metrics)
+    target, _ = _target(metrics, selection)
+    versus: list[Comparison] = []
+    for ref in CHEAP_BASELINES:
+        c = compare(metrics, target, ref) if target is not None else None
+        if c is None and ref == "zero_shot":
+            break  # no verdict on the method without zero-shot
+        if c is not None:
+            versus.append(c)
+    return decide(
+        has_gold=True,
+        n_gold=counts.n if counts is not None else n_items,
+        golden_vs_zero_shot=compare(metrics, "golden_fewshot", "zero_shot"),
+        selected_vs_baselines=versus,
+    )
+
+
+def _too_few_lines(metrics: pd.DataFrame, selection: Mapping[str, Any] | None, n: int | None) -> list[str]:
+    """The verdict of a run too small to conclude anything: say so, and give the raw accuracies for the record."""
+    width = (
+        f": zero-shot accuracy's 95 % interval could be ±{100 * worst_case_half_width(n):.0f} points wide" if n else ""
+    )
+    lines = [
+        f"Only {n if n is not None else 'a few'} gold items{width}; a verdict needs at least {min_items()} gold "
+        "items (±15 points). At this size neither the comparisons between methods, nor the oracle's strength, "
+        "nor its fitted biases can be told from noise."
+    ]
+    target, sel = _target(metrics, selection)
+    names = [(target, f"selected ({sel})" if sel else "selected")] if target else []
+    names += [("zero_shot", "zero-shot"), ("few_shot_mean", "few-shot mean"), ("golden_fewshot", "golden few-shot")]
+    accs = [f"{name} {_pts(r.value)} %" for m, name in names if (r := metric_row(metrics, m, "accuracy_seed_mean"))]
+    if accs:
+        lines.append(f"Observed accuracy, for the record only: {', '.join(accs)}.")
+    return lines
+
+
+def verdict(metrics: pd.DataFrame, selection: Mapping[str, Any] | None = None, *, n_items: int | None = None) -> str:
+    """The report's first lines, in plain words: did the selected labels beat just asking the model?
+
+    The decision is :func:`headline` (one rule, in :mod:`elicit.verdicts`); these lines give its evidence. One
+    sentence per line: oracle strength (only when golden few-shot does not beat zero-shot), selected vs
+    zero-shot, selected vs the few-shot mean, PGR, oracle strength when fine, and the gold-best upper bound. A
+    run too small to conclude (:attr:`RunVerdict.TOO_FEW_ITEMS`) says so instead, with the raw accuracies.
+    """
+    decided = headline(metrics, selection, n_items=n_items)
+    if decided is RunVerdict.NO_GOLD:
         return (
             "No gold labels: only unsupervised diagnostics (agreement between methods and seeds, flips "
             "against zero-shot, consistency violations). Whether the labels beat zero-shot cannot be "
             "measured on this run."
         )
+    if decided is RunVerdict.TOO_FEW_ITEMS:
+        counts = gold_counts(metrics)
+        return "\n".join(_too_few_lines(metrics, selection, counts.n if counts is not None else n_items))
     lines: list[str] = []
     tail: list[str] = []
     golden = compare(metrics, "golden_fewshot", "zero_shot")
@@ -732,20 +865,24 @@ def verdict(metrics: pd.DataFrame, selection: Mapping[str, Any] | None = None) -
             if golden.paired
             else "CIs overlap"
         )
-        lines.append(
-            "This oracle is too weak for this task — golden few-shot does not beat zero-shot "
-            f"({_pts(golden.a_accuracy)} % vs {_pts(golden.b_accuracy)} %, difference "
-            f"{100 * golden.diff:+.1f} points, {ci}); use a larger model. Label-free methods cannot be "
-            "expected to beat zero-shot when even gold examples do not help."
+        evidence = (
+            f"({_pts(golden.a_accuracy)} % vs {_pts(golden.b_accuracy)} %, difference {100 * golden.diff:+.1f} "
+            f"points, {ci})"
         )
+        if decided is RunVerdict.ORACLE_TOO_WEAK:
+            lines.append(
+                f"This oracle is too weak for this task — golden few-shot does not beat zero-shot {evidence}; use "
+                "a larger model. Label-free methods cannot be expected to beat zero-shot when even gold examples "
+                "do not help."
+            )
+        else:  # the selected labels beat the baselines although gold examples do not help this oracle
+            tail.append(f"Golden few-shot does not beat zero-shot {evidence}, yet the selected labels do.")
     else:
         tail.append(
             f"Golden few-shot beats zero-shot by {_pts(golden.diff)} points, so this oracle can use labelled "
             "examples: there is a gap for label-free methods to recover."
         )
-    sel = str(selection.get("selected")) if selection and selection.get("selected") else None
-    present = set(metrics["method"])
-    target = "selected" if "selected" in present else sel if sel in present else None
+    target, sel = _target(metrics, selection)
     if target is None:
         lines.append("No selected labels were evaluated, so there is no verdict on the method.")
     else:

@@ -24,10 +24,14 @@ from elicit.evaluate import (
     BASELINES,
     COLUMNS,
     GOLD_READING,
+    gold_counts,
+    headline,
     metric_row,
+    undefined_metrics,
     verdict,
 )
 from elicit.plots import PLOT_TITLES, method_kind
+from elicit.verdicts import RunVerdict, min_items, too_few_items
 
 TEMPLATES = Path(__file__).parent / "templates"
 VALUE_COLS = ("seed", "value", "ci_low", "ci_high")
@@ -118,10 +122,13 @@ def metrics_table(metrics: pd.DataFrame, selection: Mapping[str, Any] | None = N
     """One row per method for the report, sorted by seed-averaged accuracy (best first).
 
     ``accuracy`` carries the bootstrap CI of the seed mean; ``accuracy_std`` the spread over seeds; the other
-    metrics are seed means. ``mark`` says how to read a row (selected, gold-best upper bound, reads gold).
+    metrics are seed means. ``mark`` says how to read a row (selected, gold-best upper bound, reads gold). ``na``
+    maps a metric undefined on this run's data (AUROC with one gold class, say) to the reason the report prints
+    as "n/a (<reason>)" instead of a number.
     """
     if metrics.empty:
         return []
+    undefined = undefined_metrics(metrics)
     sel = (selection or {}).get("selected")
     gold_best = (selection or {}).get("gold_best")
     rows = []
@@ -156,6 +163,7 @@ def metrics_table(metrics: pd.DataFrame, selection: Mapping[str, Any] | None = N
         if method in GOLD_READING:
             marks.append("reads gold: reference only")
         row["mark"] = "; ".join(marks)
+        row["na"] = {k: v for k, v in undefined.items() if row.get(k) is None} if row["accuracy"] is not None else {}
         rows.append(row)
     rows.sort(key=lambda r: (-(r["accuracy"] if _finite(r["accuracy"]) else -1.0), r["method"]))
     return rows
@@ -241,9 +249,17 @@ def _nuisance_entries(d: Mapping[str, Any]) -> dict[str, tuple[float, str | None
 
 
 def nuisance_summary(
-    nuisance: Mapping[str, Mapping[int, Mapping[str, Any]]] | None, selection: Mapping[str, Any] | None
+    nuisance: Mapping[str, Mapping[int, Mapping[str, Any]]] | None,
+    selection: Mapping[str, Any] | None,
+    n_items: int | None = None,
 ) -> dict[str, Any]:
-    """Fitted oracle biases in words for the selected config, and a table (mean ± std over seeds)."""
+    """Fitted oracle biases in words for the selected config, and a table (mean ± std over seeds).
+
+    On a run with too few items (:func:`elicit.verdicts.too_few_items` of ``n_items``) the coefficients are
+    not estimable: no "± std" is printed as if it measured their uncertainty, each sentence says so, and
+    ``caveat`` (None otherwise) says the whole table is unreliable.
+    """
+    small = too_few_items(n_items)
     table = []
     per_config: dict[str, dict[str, tuple[float, float, str | None]]] = {}
     for config in sorted(nuisance or {}):
@@ -276,11 +292,17 @@ def nuisance_summary(
         names = known + sorted(set(per_config[focus]) - set(known))
         for name in names:
             mean, std, m = per_config[focus][name]
-            value = f"{mean:+.2f} ± {std:.2f}" if std else f"{mean:+.2f}"
+            value = f"{mean:+.2f} ± {std:.2f}" if std and not small else f"{mean:+.2f}"
             phrase = NUISANCE_PHRASES.get(name)
             text = f"Your oracle {phrase.format(v=value)}" if phrase else f"Bias coefficient {name} = {value}"
-            sentences.append(text + (f" ({m})." if m else "."))
-    return {"focus": focus, "sentences": sentences, "table": table}
+            sentences.append(text + (f" ({m})" if m else "") + (" — not estimable at this size." if small else "."))
+    caveat = (
+        f"Only {n_items} items: fitted biases are not estimable at this size (a verdict needs at least "
+        f"{min_items()}); the values below are what the fit returned, not measurements."
+        if small
+        else None
+    )
+    return {"focus": focus, "sentences": sentences, "table": table, "caveat": caveat}
 
 
 def _card_rows(card: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -413,9 +435,15 @@ def render_report(
     ]
     all_notes = [*(notes or []), *(diagnostics.get("notes") or [])]
     sel = dict(selection or {})
+    n_items = _n_items(card)
+    decided = headline(metrics, sel, n_items=n_items)
+    counts = gold_counts(metrics)
+    n_gold = counts.n if counts is not None else n_items
     context = {
         "title": f"{title_prefix}: {card.get('run', '')}".strip(": "),
-        "verdict": verdict(metrics, sel).split("\n"),
+        "headline": _headline(decided),
+        "verdict": verdict(metrics, sel, n_items=n_items).split("\n"),
+        "too_few": f"Only {n_gold} gold items" if decided is RunVerdict.TOO_FEW_ITEMS else None,
         "notes": list(dict.fromkeys(all_notes)),
         "card_rows": _card_rows(card),
         "oracle": {
@@ -425,7 +453,7 @@ def render_report(
         },
         "telemetry": telemetry_summary(telemetry),
         "costs": [{"method": m, **c} for m, c in sorted((costs or {}).items())],
-        "nuisance": nuisance_summary(nuisance, sel),
+        "nuisance": nuisance_summary(nuisance, sel, n_items),
         "selection": {
             "selected": sel.get("selected"),
             "method": sel.get("method"),
@@ -442,6 +470,25 @@ def render_report(
         "params_yaml": _params_yaml(card),
     }
     return _env().get_template("report.html.j2").render(**context)
+
+
+def _n_items(card: Mapping[str, Any]) -> int | None:
+    """The run's item count from its card (None when absent or not a number)."""
+    n = card.get("n")
+    if n is None or isinstance(n, bool) or not _finite(n):
+        return None
+    return int(float(n))
+
+
+def _headline(decided: RunVerdict) -> dict[str, Any]:
+    """The verdict box's first, bold line: the shared verdict's sentence (not repeated for a gold-less run,
+    whose explanation already starts with it)."""
+    return {
+        "name": decided.name,
+        "label": decided.value,
+        "sentence": decided.sentence,
+        "show": decided is not RunVerdict.NO_GOLD,
+    }
 
 
 def _metrics_or_empty(metrics: pd.DataFrame | None) -> pd.DataFrame:
@@ -519,7 +566,8 @@ def render_summary(
                 "oracle": card.get("oracle") or "–",
                 "model": card.get("model") or "–",
                 "n": card.get("n") if card.get("n") is not None else "–",
-                "verdict": verdict(_metrics_or_empty(metrics)).split("\n"),
+                "headline": _headline(headline(_metrics_or_empty(metrics), n_items=_n_items(card))),
+                "verdict": verdict(_metrics_or_empty(metrics), n_items=_n_items(card)).split("\n"),
                 "rows": sub.to_dict(orient="records"),
             }
         )

@@ -12,14 +12,35 @@ A dataset becomes an *items* table, one row per item to label:
   can show whether labels track it).
 
 Every dataset states what label 1 means (``label_meaning``), so prompts can ask a True/False question whose
-"True" means label 1. Only :func:`load_items` touches files; everything else is pure.
+"True" means label 1. Only :func:`load_items` (and :func:`load_other_splits`) touch files; everything else is pure.
+
+Data paths (``path`` and ``other_splits`` of a dataset entry):
+
+- A relative path is resolved against the repository root (the folder of params.yaml: the load stage's working
+  directory, or ``--data-root``) and must stay inside it: a path that climbs out with ``..``
+  (``../../etc/passwd``) is refused in one line; use an absolute path if you mean a file outside the repository.
+  The check is on the path's text, so a symlink inside the repository (e.g. ``data/`` on another disk) works.
+- An absolute path is read (the user asked for that file), but it must be a regular file with a data suffix
+  (``SUFFIX_FORMATS``: .csv, .tsv, .json, .jsonl, .ndjson, .parquet, .pq), whatever ``format`` says, or a folder;
+  anything else (``/etc/passwd``, a device, a FIFO) is refused in one line before it is opened.
+- A folder is read as the concatenation of its data files (the train split where file names name splits, see
+  :func:`_folder_files`); other files in it are never opened.
+- Loading keeps only what it parses into items (text, gold, groups, ``source_row``): no output carries a file's
+  raw contents or an absolute path; ``hygiene.json`` and the report name an absolute path by its file name only
+  (:func:`shown_path`, :meth:`DatasetConfig.source_label`).
+
+Local files are read straight from their bytes with pandas / pyarrow, never through a cache, so replacing a file
+(even with the same mtime: ``cp -p``, ``rsync -a``) changes what is loaded. Texts lose any NUL bytes at load
+(counted). A label column in which every labelled row is a negative loads (one class; see :func:`_labels`).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import math
+import os
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -42,6 +63,8 @@ FORMATS = ("csv", "json", "jsonl", "parquet")
 CONSISTENCY_RULES = ("none", "at_most_one_true", "same_answer_same_label", "exactly_one_true")
 DEFAULT_POSITIVE_VALUES: list[Any] = [1, True, "1", "true", "True"]
 """Raw label values read as label 1 when a file/hub dataset does not say (see ``DatasetConfig.positive_values``)."""
+DEFAULT_NEGATIVE_VALUES: list[Any] = [0, False, "0", "false", "False"]
+"""Raw label values that, without ``negative_values``, let a label column with no positive load as all label 0."""
 
 
 class DataError(ValueError):
@@ -62,7 +85,8 @@ class DatasetConfig:
     builtin: str | None = None
     """Builtin loader name (``source: builtin``); defaults to ``name``."""
     path: str | None = None
-    """Data file (or folder) relative to the repo root; builtins have a default."""
+    """Data file (or folder) relative to the repo root, or absolute (rules in the module docstring); builtins have a
+    default."""
     format: str | None = None
     """``csv`` | ``json`` | ``jsonl`` | ``parquet`` for ``source: file``; inferred from the suffix if None."""
     hub_path: str | None = None
@@ -177,6 +201,13 @@ class DatasetConfig:
         cfg = cls(name=name, **values)
         cfg.check()
         return cfg
+
+    def source_label(self) -> str:
+        """Where the items come from, for reports: the data path as configured (only the file name of an absolute
+        path, see :func:`shown_path`), else the hub path, else the builtin's name."""
+        if self.path:
+            return shown_path(self.path)
+        return self.hub_path or self.builtin or self.name
 
     def check(self) -> None:
         """Reject combinations that cannot load, naming the key to set."""
@@ -669,27 +700,30 @@ def _quiet_datasets() -> Iterator[Any]:
             datasets.enable_progress_bars()
 
 
+SUFFIX_FORMATS = {"csv": "csv", "tsv": "csv", "json": "json", "jsonl": "json", "ndjson": "json"}
+SUFFIX_FORMATS.update({"parquet": "parquet", "pq": "parquet"})
+"""File suffixes read as data (lower case, no dot) and the reader each gets; ``format:`` overrides it, except that
+an absolute path must have one of these suffixes (module docstring)."""
+_FOLDER_IGNORE = frozenset({"config.json", "dataset_info.json", "dataset_infos.json", "dataset_dict.json"})
+_SPLIT_WORDS = {
+    "train": ("train", "training"),
+    "other": ("validation", "valid", "dev", "val", "test", "testing", "eval", "evaluation"),
+}
+
+
 def _infer_format(path: Path, fmt: str | None) -> str:
     if fmt:
         return fmt
-    suffix = path.suffix.lower().lstrip(".")
-    if suffix in ("csv", "tsv"):
-        return "csv"
-    if suffix in ("json", "jsonl", "ndjson"):
-        return "json"
-    if suffix in ("parquet", "pq"):
-        return "parquet"
+    found = SUFFIX_FORMATS.get(path.suffix.lower().lstrip("."))
+    if found:
+        return found
     raise DataError(f"cannot tell the format of {path} from its suffix; set format: csv|json|jsonl|parquet")
 
 
 def _read_errors() -> tuple[type[BaseException], ...]:
-    """What the ``datasets`` builders raise for a bad file: their generation error (wrapping the parser's), Arrow
-    errors, ValueError (pandas parser/empty-data errors, 'corresponds to no data', JSON errors) and OSError."""
+    """What reading a bad file raises: ValueError (pandas parser/empty-data errors, JSON and Unicode errors),
+    OSError and Arrow errors."""
     errors: list[type[BaseException]] = [ValueError, OSError]
-    with suppress(ImportError):
-        from datasets.exceptions import DatasetGenerationError
-
-        errors.append(DatasetGenerationError)
     with suppress(ImportError):
         import pyarrow
 
@@ -793,27 +827,109 @@ def _read_error(exc: BaseException, path: Path, fmt: str | None, where: str, key
     return DataError(f"{where} could not be read as {fmt} ({type(inner).__name__}: {_first_line(inner)}); {hint}")
 
 
-def _read_file(path: Path, fmt: str | None, where: str = "", key: str = "datasets.<name>.path") -> pd.DataFrame:
-    """Read a local table (or a folder of them) through the ``datasets`` builders; row order is kept.
+def _json_table(path: Path) -> Any:
+    """A JSON Lines file, or a JSON array (of objects; other values become a ``text`` column), as an Arrow table
+    (pyarrow's JSON reader: the types the ``datasets`` json builder gave before); a pandas frame where pyarrow
+    cannot type a column (a label that is 1 in one row and "yes" in another) or the file is one JSON document."""
+    import pyarrow as pa
+    import pyarrow.json as paj
 
-    A file that cannot be read (not UTF-8, a malformed CSV row or JSON line, no rows, not the stated format)
-    raises one :class:`DataError` naming it (``where``), the cause (with the line where the parser says) and the
-    fix (``key`` is the params key that names the file).
+    data = path.read_bytes()
+    data = data.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte order mark
+    if data.lstrip().startswith(b"["):  # pyarrow reads JSON Lines only
+        rows = json.loads(data)
+        if not all(isinstance(r, dict) for r in rows):
+            rows = [{"text": r} for r in rows]
+        data = "\n".join(json.dumps(r, ensure_ascii=False) for r in rows).encode()
+    try:
+        table = paj.read_json(io.BytesIO(data), read_options=paj.ReadOptions(block_size=len(data) + (1 << 16)))
+        table.validate()
+        return table
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        text = data.decode("utf-8")
+        try:
+            return pd.DataFrame([json.loads(line) for line in text.splitlines() if line.strip()])
+        except json.JSONDecodeError:
+            return pd.read_json(io.StringIO(text))  # one document (e.g. column -> values); raises if not JSON
+
+
+def _read_table(path: Path, fmt: str) -> pd.DataFrame:
+    """One local file, read straight from its bytes (never through a cache, so what is read always follows the
+    file's content): CSV with pandas, JSON / JSON Lines and Parquet with pyarrow. Columns come out as the
+    ``datasets`` builders gave them before (through Arrow: missing strings are None, dictionary columns plain)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if fmt == "csv":
+        table = pa.Table.from_pandas(pd.read_csv(path), preserve_index=False)
+    elif fmt == "parquet":
+        with path.open("rb") as fh:  # an open file: pyarrow's messages then do not carry the path
+            table = pq.ParquetFile(fh).read()
+    else:
+        found = _json_table(path)
+        if isinstance(found, pd.DataFrame):
+            return found.reset_index(drop=True)
+        table = found
+    columns = [c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in table.columns]
+    table = pa.Table.from_arrays(columns, names=table.column_names)  # no pandas metadata: a plain frame
+    return table.to_pandas().reset_index(drop=True)
+
+
+def _split_words(rel: Path) -> set[str]:
+    return {w for part in rel.with_suffix("").parts for w in re.split(r"[-._ 0-9]+", part.lower()) if w}
+
+
+def _folder_files(path: Path, fmt: str | None, where: str) -> tuple[list[Path], str]:
+    """The data files of a folder (e.g. a Hugging Face dataset download) that form its train split, and their
+    format: files with a data suffix (or of ``fmt``), hidden files and dataset metadata left out; where some file
+    names a split (``train``, ``test``, ``validation``, ...), only the train files; sorted by path."""
+    found: list[tuple[Path, str]] = []
+    for f in sorted(path.rglob("*")):
+        rel = f.relative_to(path)
+        if any(part.startswith((".", "__")) for part in rel.parts) or f.name in _FOLDER_IGNORE or not f.is_file():
+            continue
+        kind = SUFFIX_FORMATS.get(f.suffix.lower().lstrip("."))
+        if kind and (fmt is None or kind == {"jsonl": "json"}.get(fmt, fmt)):
+            found.append((rel, kind))
+    if not found:
+        raise DataError(f"{where} is a folder without {'/'.join(sorted(SUFFIX_FORMATS))} data files; add them there")
+    named = [(rel, kind) for rel, kind in found if _split_words(rel) & {*_SPLIT_WORDS["train"], *_SPLIT_WORDS["other"]}]
+    if named:
+        found = [(rel, kind) for rel, kind in named if _split_words(rel) & set(_SPLIT_WORDS["train"])]
+        if not found:
+            raise DataError(f"{where} is a folder without a train split (no file name says train); point at a file")
+    kinds = sorted({kind for _, kind in found})
+    if len(kinds) > 1:
+        raise DataError(f"{where} is a folder that mixes {' and '.join(kinds)} files; point at one file or set format")
+    return [path / rel for rel, _ in found], kinds[0]
+
+
+def _read_file(path: Path, fmt: str | None, where: str = "", key: str = "datasets.<name>.path") -> pd.DataFrame:
+    """Read a local table (or a folder of them, concatenated) directly with pandas / pyarrow; row order is kept.
+
+    No cache stands between the file and the rows (the ``datasets`` builders' cache was keyed on path and mtime,
+    so a file replaced with the same mtime gave the old rows). A file that cannot be read (not UTF-8, a malformed
+    CSV row or JSON line, no rows, not the stated format) raises one :class:`DataError` naming it (``where``), the
+    cause (with the line where the parser says) and the fix (``key`` is the params key that names the file).
     """
     where = where or str(path)
-    fmt = _infer_format(path, fmt) if not path.is_dir() else fmt
-    if path.is_file() and path.stat().st_size == 0:  # the json builder would raise a bare StopIteration
-        raise DataError(f"{where} has no rows (the file is empty); add data rows or fix {key}")
-    with _quiet_datasets() as datasets:
+    if path.is_dir():
+        files, fmt = _folder_files(path, fmt, where)
+    else:
+        files, fmt = [path], _infer_format(path, fmt)
+    frames = []
+    for file in files:
+        if file.stat().st_size == 0:
+            which = "the file is empty" if file == path else f"{file.name} is empty"
+            raise DataError(f"{where} has no rows ({which}); add data rows or fix {key}")
         try:
-            if path.is_dir():
-                ds = datasets.load_dataset(str(path), split="train")
-            else:
-                builder = {"jsonl": "json"}.get(str(fmt), str(fmt))
-                ds = datasets.load_dataset(builder, data_files=str(path), split="train")
+            frames.append(_read_table(file, fmt))
         except _read_errors() as e:
-            raise _read_error(e, path, fmt, where, key) from e
-        return ds.to_pandas().reset_index(drop=True)
+            raise _read_error(e, file, fmt, where, key) from e
+    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    if len(frame) == 0:
+        raise DataError(f"{where} has no rows (empty, or a header only); add data rows or fix {key}")
+    return frame
 
 
 def _hub_errors() -> tuple[type[BaseException], ...]:
@@ -855,7 +971,14 @@ def _labels(raw: pd.DataFrame, cfg: DatasetConfig, where: str) -> list[Any]:
     """Gold from the label column: 1 = in ``positive_values``, 0 = in ``negative_values`` (or, without that list,
     any other value of a column with at most 2 distinct values), None = an empty cell (counted in the log).
 
-    Never a silent 0 for an unexpected value: a value in neither list, or a third distinct value, is an error."""
+    Never a silent 0 for an unexpected value: a value in neither list, or a third distinct value, is an error.
+
+    One class is a valid dataset (rare events: every row a negative), loaded with a warning, when no label is in
+    ``positive_values`` and either every label is in ``negative_values`` or, without that list, every label is
+    one of ``DEFAULT_NEGATIVE_VALUES`` (0 / false). Other labels that match no positive value are an error that
+    names both fixes: the positive values are misspelt (set ``positive_values``), or the labels are all
+    negatives (list them in ``negative_values``). All labels 1 needs no exception: it always loads.
+    """
     col = str(cfg.label_column)
     key = f"datasets.{cfg.name}"
     series = raw[col]
@@ -886,11 +1009,21 @@ def _labels(raw: pd.DataFrame, cfg: DatasetConfig, where: str) -> list[Any]:
                 f"mean 0 in {key}.negative_values"
             )
         gold = _to_gold(series, positive)
-    if not any(g == 1 for g in gold) and any(g is not None for g in gold):
-        seen = sorted({repr(_plain(v)) for v in series.dropna().unique()[:10]})
-        raise DataError(
-            f"dataset '{cfg.name}': no value of column '{col}' is in positive_values "
-            f"{positive!r} (seen: {', '.join(seen)}); set {key}.positive_values"
+    labelled = sum(g is not None for g in gold)
+    if labelled and not any(g == 1 for g in gold):
+        zeros = all(_is_null(v) or any(v == z for z in DEFAULT_NEGATIVE_VALUES) for v in values)
+        if negative is None and not zeros:
+            seen = sorted({repr(_plain(v)) for v in series.dropna().unique()[:10]})
+            raise DataError(
+                f"dataset '{cfg.name}': no value of column '{col}' is in positive_values "
+                f"{positive!r} (seen: {', '.join(seen)}); set {key}.positive_values to the values that mean 1, "
+                f"or, if every row is a negative, list these values in {key}.negative_values"
+            )
+        log.warning(
+            "dataset '%s': all %d labelled rows of column '%s' are label 0 (one class: no positives)",
+            cfg.name,
+            labelled,
+            col,
         )
     unknown = sum(g is None for g in gold)
     if unknown:
@@ -927,9 +1060,34 @@ def _from_columns(raw: pd.DataFrame, cfg: DatasetConfig, where: str) -> pd.DataF
     return out
 
 
-def _resolve(root: Path, rel: str) -> Path:
+def _resolve(root: Path, rel: str, name: str, key: str) -> Path:
+    """A configured data path as the file (or folder) to read, under the rule in the module docstring: a relative
+    path is taken from ``root`` and may not leave it (checked on the path's text, so a symlink inside the
+    repository still works); an absolute path that exists must be a folder or a regular file with a data suffix.
+    Whether the path exists is left to the caller, whose message names the fix."""
     p = Path(rel)
-    return p if p.is_absolute() else root / p
+    if p.is_absolute():
+        if p.exists() and not p.is_dir() and not (p.is_file() and p.suffix.lower().lstrip(".") in SUFFIX_FORMATS):
+            suffixes = ", ".join(f".{x}" for x in SUFFIX_FORMATS)
+            raise DataError(
+                f"dataset '{name}': {key} {rel} is not a data file (an absolute path must name a folder or a regular "
+                f"file ending in {suffixes}); point {key} at the data file"
+            )
+        return p
+    base = os.path.abspath(root)
+    if os.path.commonpath([base, os.path.normpath(os.path.join(base, rel))]) != base:
+        raise DataError(
+            f"dataset '{name}': {key} {rel} leads outside the repository ({base}) through '..'; use a path inside "
+            "it, or use an absolute path if you mean a file outside the repository"
+        )
+    return root / p
+
+
+def shown_path(path: str) -> str:
+    """How outputs (``hygiene.json``, the report) name a data path: as configured when it is relative to the
+    repository, only the file name when it is absolute (outputs never carry a path outside the repository)."""
+    p = Path(path)
+    return p.name if p.is_absolute() else path
 
 
 def _raw_items(cfg: DatasetConfig, root: Path) -> pd.DataFrame:
@@ -938,7 +1096,7 @@ def _raw_items(cfg: DatasetConfig, root: Path) -> pd.DataFrame:
     if cfg.source == "hub":
         return _from_columns(_read_hub(cfg), cfg, f"hub dataset '{cfg.hub_path}'")
     if cfg.source == "file":
-        path = _resolve(root, cfg.path or "")
+        path = _resolve(root, cfg.path or "", cfg.name, f"{key}.path")
         if not path.exists():
             raise DataError(f"dataset '{cfg.name}': data file {cfg.path} not found under {root}; fix {key}.path")
         raw = _read_file(path, cfg.format, f"dataset '{cfg.name}': {cfg.path}", f"{key}.path")
@@ -948,7 +1106,7 @@ def _raw_items(cfg: DatasetConfig, root: Path) -> pd.DataFrame:
         raise DataError(f"dataset '{cfg.name}': unknown builtin {name!r}; known builtins: {', '.join(BUILTINS)}")
     spec = BUILTINS[name]
     rel = cfg.path or spec.path
-    path = _resolve(root, rel)
+    path = _resolve(root, rel, cfg.name, f"{key}.path")
     if not path.exists():
         if name == "machiavelli":
             raise DataError(
@@ -966,11 +1124,12 @@ def _raw_items(cfg: DatasetConfig, root: Path) -> pd.DataFrame:
 def load_other_splits(cfg: DatasetConfig, root: Path) -> dict[str, pd.DataFrame]:
     """``other_splits`` as ``path → frame`` (``text``, ``gold``, ``source_row``), read and converted like the
     dataset's own file but without its filters (an overlap with a long or filtered-out row is still an overlap);
-    rows without text are left out."""
+    rows without text are left out. Keys are :func:`shown_path` (the file name of an absolute path, made unique),
+    since they end up in ``hygiene.json`` and the report."""
     out: dict[str, pd.DataFrame] = {}
     key = f"datasets.{cfg.name}.other_splits"
     for rel in cfg.other_splits:
-        path = _resolve(Path(root), rel)
+        path = _resolve(Path(root), rel, cfg.name, key)
         if not path.exists():
             raise DataError(
                 f"dataset '{cfg.name}': other split {rel} not found under {root}; fix or remove it in {key}"
@@ -981,22 +1140,40 @@ def load_other_splits(cfg: DatasetConfig, root: Path) -> dict[str, pd.DataFrame]
             frame = BUILTINS[cfg.builtin or cfg.name].convert(raw, where)
         else:
             frame = _from_columns(raw, cfg, rel)
+        frame["text"] = _strip_nul(frame["text"].tolist())[0]
         ok = [isinstance(t, str) and bool(t.strip()) for t in frame["text"]]
-        out[rel] = frame.loc[ok, ["text", "gold", "source_row"]].reset_index(drop=True)
+        shown, n = shown_path(rel), 2
+        while shown in out:  # two absolute paths with one file name
+            shown, n = f"{shown_path(rel)} ({n})", n + 1
+        out[shown] = frame.loc[ok, ["text", "gold", "source_row"]].reset_index(drop=True)
     return out
 
 
 # --------------------------------------------------------------------------------------------- items
 
 
-def _finish(raw: pd.DataFrame, cfg: DatasetConfig) -> pd.DataFrame:
+def _strip_nul(texts: list[Any]) -> tuple[list[Any], int]:
+    """Texts with NUL bytes (``\\x00``) removed, and how many texts had one (non-strings are left as they are)."""
+    hit = [isinstance(t, str) and "\x00" in t for t in texts]
+    return [t.replace("\x00", "") if h else t for t, h in zip(texts, hit, strict=True)], sum(hit)
+
+
+def _finish(raw: pd.DataFrame, cfg: DatasetConfig, counts: dict[str, int] | None = None) -> pd.DataFrame:
     """Apply filters (whole consistency groups go together), check texts, number items, fix dtypes.
 
-    A row with an empty text (missing, NaN or blank) is an error naming its source row and the count, not a skip:
-    it cannot be labelled, it usually means a wrong ``text_column`` or a broken export, and dropping it would
-    change which rows become items without the user asking. Filters that leave nothing are an error too.
+    NUL bytes are removed from texts first (they mean nothing to an oracle and break tools that read the export
+    as C strings); how many texts had one is logged and put in ``counts["nul_texts"]``. A row with an empty text
+    (missing, NaN or blank, also after that) is an error naming its source row and the count, not a skip: it
+    cannot be labelled, it usually means a wrong ``text_column`` or a broken export, and dropping it would change
+    which rows become items without the user asking. Filters that leave nothing are an error too.
     """
     key = f"datasets.{cfg.name}"
+    cleaned, nul = _strip_nul(raw["text"].tolist())
+    if nul:
+        log.warning("dataset '%s': removed NUL bytes from %d of %d texts", cfg.name, nul, len(raw))
+        raw = raw.assign(text=pd.Series(cleaned, index=raw.index, dtype="object"))
+    if counts is not None:
+        counts["nul_texts"] = nul
     text = raw["text"]
     bad = [i for i, t in enumerate(text) if not isinstance(t, str) or not t.strip()]
     if bad:
@@ -1037,12 +1214,14 @@ def _finish(raw: pd.DataFrame, cfg: DatasetConfig) -> pd.DataFrame:
     return items
 
 
-def load_items(cfg: DatasetConfig, root: Path) -> pd.DataFrame:
+def load_items(cfg: DatasetConfig, root: Path, counts: dict[str, int] | None = None) -> pd.DataFrame:
     """The full dataset after filters: ``ITEM_COLUMNS`` + ``OPTIONAL_COLUMNS``, item_id 0..N-1 in file order.
 
-    Files are read with the ``datasets`` csv/json/parquet builders (offline; their cache handles concurrent
-    readers with file locks); ``source: hub`` calls ``datasets.load_dataset(hub_path, hub_name, split=split)``
-    and turns a connection or not-found failure into one :class:`DataError` line.
+    Local files (and folders of them) are read directly with pandas / pyarrow (:func:`_read_file`), so the rows
+    always follow the file's bytes; data paths follow the rule in the module docstring. ``source: hub`` calls
+    ``datasets.load_dataset(hub_path, hub_name, split=split)`` and turns a connection or not-found failure into
+    one :class:`DataError` line. ``counts``, when given, receives what loading cleaned (``nul_texts``: texts whose
+    NUL bytes were removed), for the load stage's ``hygiene.json``.
 
     Bad input never yields a silently wrong table; each case is one :class:`DataError` line naming the file (or
     key) and the fix: a file that is not UTF-8, has a malformed CSV row or JSON line, has no rows or is not the
@@ -1053,7 +1232,7 @@ def load_items(cfg: DatasetConfig, root: Path) -> pd.DataFrame:
     counted (flagged or dropped) by ``elicit.hygiene`` in the load stage; file datasets have no id column, so
     ``item_id``/``source_row`` are always unique.
     """
-    items = _finish(_raw_items(cfg, Path(root)), cfg)
+    items = _finish(_raw_items(cfg, Path(root)), cfg, counts)
     validate_items(items)
     return items
 

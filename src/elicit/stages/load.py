@@ -1,5 +1,6 @@
 """load: dataset files (or the hub) → ``items.parquet``, duplicates flagged or dropped (``hygiene:``, counts in
-``hygiene.json``), then subsampled by the run's ``n`` and seed."""
+``hygiene.json``, with ``nul_texts``: texts whose NUL bytes were removed), then subsampled by the run's ``n`` and
+seed."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ def run() -> None:
     with _cli.telemetry(paths.telemetry("load"), "load") as tel:
         dataset = DatasetConfig.from_params(cfg.dataset, cfg.dataset_params)
         hygiene_cfg = HygieneConfig.from_params(cfg.section("hygiene"))
-        items = load_items(dataset, args.data_root)
+        cleaned: dict[str, int] = {}
+        items = load_items(dataset, args.data_root, cleaned)
         tel["rows_after_filters"] = len(items)
         # before subsampling, so a run still gets its n items after duplicates are dropped
         start = time.perf_counter()
@@ -31,7 +33,8 @@ def run() -> None:
         items, hygiene = apply_hygiene(items, hygiene_cfg, others)
         tel["hygiene_s"] = round(time.perf_counter() - start, 3)
         _cli.log.info("load: %s", summary_line(hygiene))
-        items = subsample(items, cfg.n, cfg.seed, cfg.positive_fraction)
+        hygiene["nul_texts"] = cleaned.get("nul_texts", 0)  # texts whose NUL bytes load removed
+        items = subsample(items, cfg.n, cfg.seed, cfg.positive_fraction, dataset=cfg.dataset, run=cfg.name)
         validate_items(items)
         tel["items"] = len(items)
         hygiene["sample"] = sample_counts(items)

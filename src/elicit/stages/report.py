@@ -53,7 +53,7 @@ def run_card(
         "n": len(items),
         "seed": cfg.seed,
         "label_meaning": ds.label_meaning,
-        "source": ds.path or ds.hub_path or ds.builtin,
+        "source": ds.source_label(),
         "licence": ds.licence,
         "citation": ds.citation,
         "class_balance": float(gold.astype(float).mean()) if len(gold) else None,

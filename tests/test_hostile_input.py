@@ -275,3 +275,16 @@ def test_snakemake_refuses_bad_config_names_in_one_line(tmp_path: Path, name: st
     assert len(lines) == 1 and lines[0].startswith("error: ") and match in lines[0], proc.stderr
     assert "AmbiguousRuleException" not in proc.stderr + proc.stdout
     assert (victim / "keep.txt").read_text() == "mine"
+
+
+def test_unknown_run_is_one_line_before_the_params_guard(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(SNAPSHOT_ENV, raising=False)
+    monkeypatch.setattr(_cli, "_stage_name", lambda: "group")
+    Path("params.yaml").write_text(TINY.read_text())
+    with pytest.raises(SystemExit) as info:
+        _cli.main(lambda: _cli.setup(argparse.Namespace(run="nosuchrun", params="params.yaml")) and None)
+    assert info.value.code == 2
+    assert capsys.readouterr().err.startswith("error: unknown run 'nosuchrun'")

@@ -61,12 +61,11 @@ def setup(args: argparse.Namespace) -> tuple[RunConfig, RunPaths]:
         stream=sys.stderr,
     )
     snapshot = os.environ.get(SNAPSHOT_ENV)
-    if snapshot and args.params == "params.yaml" and Path(snapshot).is_file():
-        params = load_params(snapshot)
-    else:
-        params = load_params(args.params)
+    from_snapshot = bool(snapshot) and args.params == "params.yaml" and Path(str(snapshot)).is_file()
+    params = load_params(str(snapshot) if from_snapshot else args.params)
+    run = resolve_run(params, args.run)  # an unknown run is one line, before anything looks it up
+    if not from_snapshot:
         _planned.update(path=args.params, args=args, tracked=_tracked(params, args))
-    run = resolve_run(params, args.run)
     paths = RunPaths(run.name)
     confine_writes(paths.dir)
     return run, paths

@@ -1,5 +1,6 @@
-# elicit: one params.yaml, two drivers (this Snakefile and dvc.yaml), the same stage CLIs.
-# Rules only call `python -m elicit.stages.<name>`; all logic lives in src/elicit/.
+# elicit: one params.yaml, two drivers (this Snakefile and dvc.yaml), the same stage CLIs and one declaration of
+# the DAG: each rule takes its paths, params, log and command from the stage registry (src/elicit/pipeline.py, via
+# workflow/rules/common.smk), as dvc.yaml does. Rules only call `python -m elicit.stages.<name>`.
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -19,7 +20,5 @@ include: "workflow/rules/study.smk"
 
 rule all:
     input:
-        expand("results/{run}/report.html", run=config["pipeline"]["default_runs"]),
-        expand("results/{run}/export", run=config["pipeline"]["default_runs"]),
-        "results/summary.html",
+        default_targets(),
     default_target: True

@@ -16,18 +16,18 @@ import pandas as pd
 import pytest
 
 from elicit.baselines.fewshot import (
-    QUERY_COLUMNS,
     BaselineConfigError,
     FewShotConfig,
     bootstrap_fewshot,
-    count_inconsistencies,
     fewshot_contexts,
-    fix_group,
     golden_fewshot,
-    group_inconsistencies,
     random_fewshot,
 )
 from elicit.baselines.votes import zero_shot
+from elicit.contracts import count_violations as count_inconsistencies
+from elicit.contracts import group_violations as group_inconsistencies
+from elicit.contracts import repair_group as fix_group
+from elicit.plan import QUERY_PLAN_COLUMNS as QUERY_COLUMNS
 
 
 @dataclass

@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from elicit.baselines.fewshot import BaselineConfigError, count_inconsistencies
+from elicit.baselines.fewshot import BaselineConfigError
 from elicit.baselines.icm import ICMConfig, icm, temperature
 from elicit.baselines.votes import zero_shot
+from elicit.contracts import count_violations as count_inconsistencies
 
 try:  # the fake oracle and fixtures live beside the few-shot tests (pytest puts tests/ on sys.path)
     from test_baselines_fewshot import FakeOracle, make_items, make_priors
@@ -164,7 +165,7 @@ def test_labels_obey_the_consistency_rule() -> None:
     hard = (labels["p_true"].to_numpy() > 0.5).astype(np.int8)
     members = [np.arange(g, g + 4) for g in range(0, n, 4)]
     assert count_inconsistencies(hard, members, np.full(n, None, dtype=object), "at_most_one_true") == 0
-    with pytest.raises(ValueError, match="consistency rule 'one_of' unknown"):
+    with pytest.raises(ValueError, match="unknown consistency rule 'one_of'; use one of: none, "):
         icm(items, emb, priors, w["oracle"], cfg, seed=0, consistency_rule="one_of")
 
 

@@ -81,7 +81,11 @@ def test_dvc_yaml_is_current() -> None:
 
 
 def test_tracked_params_follow_the_run(params: dict) -> None:
+    """A job tracks the run's own fields, never its description or another run's entry."""
     tracked = pipeline.tracked_params(params, "load", "ethics")
     dataset = params["runs"]["ethics"]["dataset"]
     assert tracked[f"datasets.{dataset}"] == params["datasets"][dataset]
-    assert "runs.ethics" in tracked and "runs.ethics__sim_strong" not in tracked
+    assert tracked["runs.ethics.dataset"] == dataset and tracked["runs.ethics.n"] == params["runs"]["ethics"]["n"]
+    assert not any(k in ("runs.ethics", "runs.ethics.description") for k in tracked)
+    assert not any(k.startswith("runs.ethics__sim_strong") for k in tracked)
+    assert "base.seed" in tracked  # the run sets no seed of its own

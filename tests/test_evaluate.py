@@ -13,7 +13,6 @@ from elicit.evaluate import (
     COLUMNS,
     MEAN_SEED,
     EvaluateConfig,
-    _batch_metrics,
     compare,
     consistency_violations,
     diagnostics,
@@ -22,6 +21,7 @@ from elicit.evaluate import (
     metrics_json,
     verdict,
 )
+from elicit.evaluate.metrics import _batch_metrics
 
 
 def make_items(gold: list[int | None], consistency: list[int | None] | None = None) -> pd.DataFrame:
@@ -230,11 +230,12 @@ def test_consistency_rules() -> None:
     items = make_items([None] * 6, consistency=[1, 1, 1, 2, 2, None])
     items["answer_key"] = ["7", "7", "8", "3", "4", None]
     hard = pd.Series([1, 0, 0, 1, 1, 1], index=np.arange(6))
-    assert consistency_violations(hard, items, "all_equal") == {"groups": 2, "violations": 1, "rate": 0.5}
-    assert consistency_violations(hard, items, "at_most_one_true")["violations"] == 1  # type: ignore[index]
+    with pytest.raises(ValueError, match="unknown consistency rule 'all_equal'; use one of: none, "):
+        consistency_violations(hard, items, "all_equal")  # the rule names are elicit.contracts.ConsistencyRule
+    assert consistency_violations(hard, items, "at_most_one_true") == {"groups": 2, "violations": 1, "rate": 0.5}
     assert consistency_violations(hard, items, "exactly_one_true")["violations"] == 1  # type: ignore[index]
     # group 1: same key "7" labelled 1 and 0 -> violation; group 2: two true keys -> violation
-    assert consistency_violations(hard, items, "answer_key")["violations"] == 2  # type: ignore[index]
+    assert consistency_violations(hard, items, "same_answer_same_label")["violations"] == 2  # type: ignore[index]
     assert consistency_violations(hard, items, None) is None
 
 

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from elicit.export import dpo_pairs, export_labels, to_jsonl
 
@@ -97,7 +98,7 @@ def test_dpo_pairs_use_a_question_column_and_answer_keys() -> None:
         }
     )
     labels = pd.DataFrame({"item_id": [0, 1, 2], "p_true": [0.9, 0.2, 0.1]})
-    pairs = dpo_pairs(items, labels, "answer_key")
+    pairs = dpo_pairs(items, labels, "same_answer_same_label")
     # item 1 has the chosen answer_key: rejecting it would contradict the rule, so only item 2 is rejected
     assert [(p["prompt"], p["chosen"], p["rejected"]) for p in pairs] == [
         ("How many thorns?", "sol A: 600", "sol C: 75")
@@ -110,6 +111,7 @@ def test_no_pairs_without_groups() -> None:
     assert dpo_pairs(items.assign(consistency_id=pd.array([None] * 8, dtype="Int64")), labels, "at_most_one_true") == []
     assert dpo_pairs(items.drop(columns="consistency_id"), labels, "at_most_one_true") == []
     assert dpo_pairs(items, labels, None) == []
-    assert dpo_pairs(items, labels, "all_equal") == []
+    with pytest.raises(ValueError, match="unknown consistency rule 'all_equal'"):
+        dpo_pairs(items, labels, "all_equal")
     all_true = pd.DataFrame({"item_id": np.arange(8), "p_true": np.full(8, 0.9)})
     assert dpo_pairs(items, all_true, "at_most_one_true") == []

@@ -28,7 +28,7 @@ from elicit.prompts import Template
 from helpers import FakeOpenAI, Reply, fake_oracle_cfg
 
 T = Template(id="t1", pos="Is it wrong?", neg="Is it acceptable?", item="Scenario")
-LOGGER = "elicit.oracle.client"
+LOGGER = "elicit.oracle.transport"
 
 
 def items(n: int) -> pd.DataFrame:

@@ -7,6 +7,7 @@ tests change only sizes, seeds and the consistency layout, never the planted val
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -71,13 +72,14 @@ def accuracy(p: np.ndarray, truth: np.ndarray) -> float:
 
 
 def test_params_fragment_parses_into_typed_configs(section: OptimizeSection) -> None:
-    assert 6 <= len(section.configs) <= 10
-    assert {"full", "no_nuisance", "prior_only", "mutual_prior", "consistency_heavy"} <= set(section.configs)
+    assert 5 <= len(section.configs) <= 10
+    assert {"full", "prior_only", "mutual_prior", "consistency_heavy"} <= set(section.configs)
     assert section.select.method == "heldout" and section.select.holdout_fraction == 0.2
     assert section.loop_config.weights.active()
     assert section.configs["full_lbfgs"].optimizer == "lbfgs"
     assert section.configs["full"].flip_threshold == 0.6
-    assert section.configs["no_nuisance"].weights.nuisance == 0.0
+    assert section.configs["consistency_heavy"].weights.consistency == 2.0  # extends full, one weight changed
+    assert section.configs["consistency_heavy"].weights.nuisance == section.configs["full"].weights.nuisance
 
     def scalars_only(node: object) -> bool:  # JSON-schema friendly: mappings of plain scalars
         if isinstance(node, dict):
@@ -155,7 +157,9 @@ def test_same_seed_same_labels_other_seed_differs(plain, section: OptimizeSectio
 
 def test_no_nuisance_keeps_scores_at_face_value(plain, section: OptimizeSection) -> None:
     _, problem = plain
-    result = fit(problem, section.configs["no_nuisance"], seed=0, device="cpu")
+    full = section.configs["full"]
+    no_nuisance = full.with_(name="no_nuisance", weights=dataclasses.replace(full.weights, nuisance=0.0))
+    result = fit(problem, no_nuisance, seed=0, device="cpu")
     assert result.nuisance["fitted"] is False
     assert result.nuisance["copy"] == 0.0 and result.nuisance["acquiescence_pos"] == 0.0
 
@@ -243,8 +247,7 @@ def test_inverted_init_is_a_worse_basin_that_selection_rejects(plain, section: O
     objective stays in the wrong basin (a "coherent myth") at a clearly higher loss, so the gold-free held-out
     selection, which sees both, keeps the normal start."""
     data, problem = plain
-    inverted = section.configs["full_inverted_init"]
-    assert inverted.init == "inverted"
+    inverted = section.configs["full"].with_(name="full_inverted_init", init="inverted")
     prior_hard = (problem.prior_logit > 0).numpy()
     first = fit(problem, inverted.with_(max_epochs=1), seed=0, device="cpu")
     assert np.mean((first.p_true > 0.5) == prior_hard) < 0.35  # only near-zero priors cross in one step
@@ -252,7 +255,7 @@ def test_inverted_init_is_a_worse_basin_that_selection_rejects(plain, section: O
     stuck = fit(problem, inverted, seed=0, device="cpu")
     assert float(stuck.curve["total"].iloc[-1]) > float(normal.curve["total"].iloc[-1]) + 0.1
     assert accuracy(stuck.p_true, data.truth) < accuracy(normal.p_true, data.truth)
-    configs = {n: section.configs[n] for n in ("full", "full_inverted_init")}
+    configs = {"full": section.configs["full"], "full_inverted_init": inverted}
     name, _ = select_config(problem, configs, seeds=[0], select=section.select, device="cpu")
     assert name == "full"
 

@@ -13,10 +13,11 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from elicit.contracts import CONSISTENCY_RULES
 from elicit.optimize import LOSS_NAMES, OptimizeError, build_problem, calibrate_prior
 from elicit.optimize import losses as L
 from elicit.optimize import reference as R
-from elicit.optimize.problem import CONSISTENCY_RULES, sample_ranking_pairs
+from elicit.optimize.problem import sample_ranking_pairs
 
 SCORES = st.one_of(
     st.none(),

@@ -2,8 +2,8 @@
 
 The caching contract of DESIGN.md: both drivers write byte-identical outputs; nothing to do when nothing changed; a
 grouping edit re-runs group and what follows (not load or embed); editing one swept config re-runs only its optimize
-job, select, evaluate, report and export with no oracle call; editing another run's entry re-runs nothing of this run;
-a source edit re-runs its stage.
+job, select, evaluate, report and export with no oracle call; editing another run's entry, or this run's description,
+re-runs nothing of this run; a source edit re-runs its stage.
 """
 
 from __future__ import annotations
@@ -69,8 +69,17 @@ def test_both_drivers_same_outputs_and_exact_reruns(tmp_path: Path) -> None:
     assert parquet_digests(dvc) == parquet_digests(smk), "Snakemake and DVC disagree on the outputs"
     assert dvc_stale(dvc) == set()
 
+    resolved = yaml.safe_load((smk / RUN / "params.resolved.yaml").read_text())
+    assert resolved["run"]["name"] == "tiny" and "description" not in (smk / RUN / "params.resolved.yaml").read_text()
+
     for repo in (smk, dvc):  # another run's entry: nothing of `tiny` re-runs
         edit_params(repo, lambda p: p["runs"]["other"].update(n=20))
+    assert snakemake_plan(smk) == set()
+    assert dvc_stale(dvc) == set()
+
+    for repo in (smk, dvc):  # the run's own description: a comment, nothing re-runs
+        sh("git checkout params.yaml", repo)
+        edit_params(repo, lambda p: p["runs"]["tiny"].update(description="renamed"))
     assert snakemake_plan(smk) == set()
     assert dvc_stale(dvc) == set()
 
@@ -86,7 +95,8 @@ def test_both_drivers_same_outputs_and_exact_reruns(tmp_path: Path) -> None:
         sh("git checkout params.yaml", repo)
         edit_params(repo, lambda p: p["optimize"]["configs"]["full"]["weights"].update(prior=0.5))
     assert snakemake_plan(smk) == AFTER_CONFIG_EDIT
-    assert dvc_stale(dvc) == {"optimize_full", "select"}  # `dvc status` lists the jobs whose own deps changed
+    # `dvc status` lists the jobs whose own params changed: the config's, select's, and the report's (it shows them)
+    assert dvc_stale(dvc) == {"optimize_full", "select", "report"}
     calls_before = oracle_calls(smk)
     sh("snakemake --cores 2", smk)
     assert oracle_calls(smk) == calls_before

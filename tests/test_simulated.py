@@ -298,8 +298,7 @@ def test_driver_columns_for_simulated(data: tuple[pd.DataFrame, dict[int, int]])
 
 
 def test_truth_column_makes_the_simulator_believe_a_nuisance_feature() -> None:
-    from elicit.oracle import OracleConfig, OracleError
-    from elicit.stages._oracle import gold_for_simulator
+    from elicit.oracle import OracleConfig, OracleError, gold_for_simulator
 
     cfg = OracleConfig.from_params("s", {"kind": "simulated", "preset": "sim_strong", "truth_column": "nuisance"})
     items = pd.DataFrame(

@@ -21,10 +21,12 @@ from typing import Any
 import jsonschema
 import yaml
 
+from elicit.errors import ElicitError
+
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "params.schema.yaml"
 
 
-class ParamsError(ValueError):
+class ParamsError(ElicitError, ValueError):
     """A params.yaml problem, stated in one line with the key and the fix."""
 
 
@@ -94,21 +96,62 @@ def snapshot_params(params: dict[str, Any], folder: Path | str = ".snakemake/eli
     return path
 
 
-def load_params(path: Path | str = "params.yaml") -> dict[str, Any]:
-    """Read and validate params.yaml."""
-    path = Path(path)
+def _read_yaml(path: Path) -> Any:
     if not path.exists():
         raise ParamsError(f"{path} not found; run from the repository root or pass --params PATH")
     try:
-        params = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         raise ParamsError(
             f"{path}:{where} is not valid YAML ({getattr(exc, 'problem', exc)}); fix the syntax"
         ) from None
+
+
+INCLUDABLE = ("runs", "study", "datasets", "oracles")
+"""Sections an included params file (``include:``) may hold; their entries join the main file's."""
+
+
+def with_includes(params: dict[str, Any], base_dir: Path | str = ".", source: str = "params.yaml") -> dict[str, Any]:
+    """The params with the files listed under ``include:`` merged in (the study's runs live in ``study.yaml``).
+
+    An included file may hold only :data:`INCLUDABLE` sections; a name defined twice is an error, so a run means
+    the same thing wherever it is read. Paths are relative to the main file's folder.
+    """
+    includes = params.get("include") or []
+    if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
+        raise ParamsError(f"{source}: include: must be a list of params file paths, e.g. [study.yaml]")
+    merged = copy.deepcopy(params)
+    merged.pop("include", None)
+    for name in includes:
+        path = Path(base_dir) / name
+        extra = _read_yaml(path)
+        if not isinstance(extra, dict):
+            raise ParamsError(f"{path} must be a mapping of sections ({', '.join(INCLUDABLE)})")
+        for section, entries in extra.items():
+            if section not in INCLUDABLE:
+                raise ParamsError(
+                    f"{path}: {section}: an included file may hold only {', '.join(INCLUDABLE)}; "
+                    f"{_nearest(str(section), list(INCLUDABLE))}move it to {source}"
+                )
+            if not isinstance(entries, dict):
+                raise ParamsError(f"{path}: {section}: must be a mapping")
+            target = merged.setdefault(section, {})
+            for key, value in entries.items():
+                if key in target:
+                    raise ParamsError(f"{path}: {section}.{key} is also defined in {source}; keep one of them")
+                target[key] = value
+    return merged
+
+
+def load_params(path: Path | str = "params.yaml") -> dict[str, Any]:
+    """Read params.yaml (with the files it includes) and validate it."""
+    path = Path(path)
+    params = _read_yaml(path)
     if not isinstance(params, dict):
         raise ParamsError(f"{path} must be a mapping of sections (datasets, oracles, runs, ...)")
+    params = with_includes(params, path.parent, str(path))
     validate_params(params, str(path))
     check_params(params, str(path))
     return params

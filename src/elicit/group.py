@@ -24,10 +24,12 @@ import numpy as np
 import pandas as pd
 from sklearn.cluster import KMeans, MiniBatchKMeans
 
+from elicit.errors import ElicitError
+
 GROUP_COLUMNS = ["round", "group_id", "item_id", "is_anchor"]
 
 
-class GroupError(ValueError):
+class GroupError(ElicitError, ValueError):
     """Bad grouping parameters; one line with the key and the fix."""
 
 

@@ -30,6 +30,8 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from elicit.errors import ElicitError
+
 ACTIONS = ("flag", "drop", "none")
 KINDS = ("exact", "normalised", "near")
 """Duplicate kinds, strongest first."""
@@ -41,7 +43,7 @@ FLAG_COLUMNS = ("dup_within", "dup_other_split")
 PAIR_COLUMNS = ("i", "j", "kind", "similarity")
 
 
-class HygieneError(ValueError):
+class HygieneError(ElicitError, ValueError):
     """A bad ``hygiene:`` section; one line naming the key and the fix."""
 
 

@@ -22,13 +22,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from elicit.errors import ElicitError
+
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read the process umask once (os.umask can only be read by setting it)
 
 _write_root: Path | None = None
 
 
-class UnsafeOutputError(ValueError):
+class UnsafeOutputError(ElicitError, ValueError):
     """An output path that leaves the folder a stage may write (e.g. a name with ``..`` in it)."""
 
 

@@ -50,6 +50,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from elicit.errors import ElicitError
+from elicit.prompts import FRAMINGS
+
 QUERY_PLAN_COLUMNS: tuple[str, ...] = (
     "query_id",
     "round",
@@ -84,10 +87,12 @@ QUERY_PLAN_SCHEMA = pa.schema(
 )
 """Arrow types that ``pa.Table.from_pandas`` infers for a plan frame (asserted by the tests)."""
 
-FRAMINGS: tuple[str, str] = ("pos", "neg")
+FEW_SHOT, FLIP = "few_shot", "flip"
+FEW_SHOT_KINDS: tuple[str, ...] = (FEW_SHOT, FLIP)
+"""Query kinds of a few-shot round (rounds >= 1): a base query and its flip twin, the rows that become tuples."""
 
 
-class PlanError(ValueError):
+class PlanError(ElicitError, ValueError):
     """Bad budget value or bad plan input; the message is one line naming the key and the fix."""
 
 
@@ -522,7 +527,7 @@ def plan_round(
             "round": np.full(m, round),
             "group_id": row_group,
             "target_id": row_target,
-            "kind": np.where(is_flip, "flip", "few_shot").astype(object),
+            "kind": np.where(is_flip, FLIP, FEW_SHOT).astype(object),
             "framing": np.asarray(FRAMINGS, dtype=object)[b_framing[row_base]],
             "template_id": np.asarray(tpl, dtype=object)[b_tpl[row_base]],
             "context_ids": _lists(row_off, ctx_ids.astype(np.int64)),

@@ -20,7 +20,9 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from elicit.evaluate import BASELINES, GOLD_READING, MEAN_SEED, Labels, gold_items, seed_mean_p
+from elicit.contracts import BASELINES, GOLD_READING
+from elicit.evaluate import MEAN_SEED, Labels, gold_items, seed_mean_p
+from elicit.plan import FEW_SHOT_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -277,7 +279,7 @@ def bias_tables(predictions: pd.DataFrame | None) -> dict[str, pd.DataFrame]:
         out["framing"] = summarise(zs.assign(framing=zs["framing"].astype(str)), "framing")
     if not zs.empty and "template_id" in zs.columns:
         out["template"] = summarise(zs.assign(template=zs["template_id"].astype(str)), "template")
-    fs = df[df["kind"].astype(str).isin(["few_shot", "flip"])]
+    fs = df[df["kind"].astype(str).isin(FEW_SHOT_KINDS)]
     if not fs.empty and "context_shown" in fs.columns:
         shown = fs["context_shown"].map(_as_list)
         has = shown.map(len) > 0

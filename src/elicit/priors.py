@@ -11,12 +11,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from elicit.errors import ElicitError
+
 PRIORS_COLUMNS: tuple[str, ...] = ("item_id", "score", "score_pos", "score_neg", "spread", "n_missing")
 SHOWN_COLUMNS: tuple[str, ...] = ("item_id", "p_true")
 FEW_SHOT_KINDS: tuple[str, ...] = ("few_shot", "flip")
 
 
-class PriorsError(ValueError):
+class PriorsError(ElicitError, ValueError):
     """Bad predictions or priors frame; one line saying what is wrong and how to fix it."""
 
 

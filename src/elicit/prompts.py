@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 import yaml
 
+from elicit.errors import ElicitError
+
 Framing = Literal["pos", "neg"]
 FRAMINGS: tuple[str, ...] = ("pos", "neg")
 DEFAULT_INSTRUCTION = "Answer True or False."
@@ -26,7 +28,7 @@ CHAT_OVERHEAD_TOKENS = 12
 """Tokens a chat template adds around one user message (role markers); an estimate, kept generous."""
 
 
-class TemplateError(ValueError):
+class TemplateError(ElicitError, ValueError):
     """A templates file or a template entry is malformed (message names the file, key and fix)."""
 
 
@@ -176,7 +178,7 @@ class FittedContext:
     prompt_tokens: int
 
 
-class ContextOverflowError(ValueError):
+class ContextOverflowError(ElicitError, ValueError):
     """The target alone does not fit the context size."""
 
 

@@ -19,11 +19,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from elicit.config import ParamsError
+from elicit.contracts import BASELINES, GOLD_READING, ZERO_SHOT_ONLY
 from elicit.evaluate import (
     BASE_METRICS,
-    BASELINES,
     COLUMNS,
-    GOLD_READING,
     gold_counts,
     headline,
     metric_row,
@@ -61,10 +61,10 @@ class ReportConfig:
         known = {"title_prefix", "reliability_bins"}
         unknown = sorted(set(section) - known)
         if unknown:
-            raise ValueError(f"report: unknown key(s) {unknown}; known keys are {sorted(known)}")
+            raise ParamsError(f"report: unknown key(s) {unknown}; known keys are {sorted(known)}")
         cfg = cls(**section)
         if cfg.reliability_bins < 1:
-            raise ValueError(f"report.reliability_bins: {cfg.reliability_bins} must be >= 1; use e.g. 10")
+            raise ParamsError(f"report.reliability_bins: {cfg.reliability_bins} must be >= 1; use e.g. 10")
         return cfg
 
 
@@ -195,7 +195,6 @@ def gold_best_config(metrics: pd.DataFrame, configs: Sequence[str]) -> str | Non
 
 
 COST_KEYS = ("calls", "cache_hits", "prompt_tokens", "completion_tokens", "wall_s")
-ZERO_SHOT_ONLY = ("zero_shot", "zero_shot_calibrated")
 
 
 def method_costs(methods: Iterable[str], telemetry: Sequence[Mapping[str, Any]] | None) -> dict[str, dict[str, Any]]:

@@ -18,21 +18,12 @@ from typing import Any
 
 import pandas as pd
 
-from elicit.evaluate import NUISANCE_WARN, compare, metric_row
+from elicit.contracts import STUDY_COLUMNS
+from elicit.evaluate import CHEAP_BASELINES, NUISANCE_WARN, compare, metric_row
 from elicit.report import gold_best_config, summary_table
 
-COLUMNS: tuple[str, ...] = (
-    "zero_shot",
-    "few_shot_mean",
-    "majority_vote",
-    "dawid_skene",
-    "icm",
-    "random_fewshot",
-    "bootstrap_fewshot",
-    "selected",
-    "gold_best",
-    "golden_fewshot",
-)
+COLUMNS: tuple[str, ...] = STUDY_COLUMNS
+"""One accuracy column per method (the registry's ``in_study`` methods, upper bounds last)."""
 
 
 @dataclass
@@ -101,7 +92,7 @@ def _cell(metrics: pd.DataFrame, method: str | None) -> str:
 def run_verdict(metrics: pd.DataFrame) -> str:
     """Short verdict of ``selected`` against zero_shot and few_shot_mean (paired 95 % CIs)."""
     parts = []
-    for ref in ("zero_shot", "few_shot_mean"):
+    for ref in CHEAP_BASELINES:
         c = compare(metrics, "selected", ref)
         if c is None:
             continue

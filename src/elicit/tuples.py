@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from elicit.errors import ElicitError
 from elicit.plan import QUERY_PLAN_COLUMNS, QUERY_PLAN_SCHEMA
 
 TUPLE_COLUMNS: tuple[str, ...] = (*QUERY_PLAN_COLUMNS, "score", "missing")
@@ -24,7 +25,7 @@ _INT_COLUMNS = ("round", "group_id", "target_id", "perm_seed", "flipped_pos")
 _STR_COLUMNS = ("query_id", "kind", "framing", "template_id")
 
 
-class TupleError(ValueError):
+class TupleError(ElicitError, ValueError):
     """Predictions that cannot form tuples; one line naming the first bad query and the likely cause."""
 
 

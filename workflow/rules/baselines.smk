@@ -3,32 +3,26 @@
 
 rule votes:
     input:
-        priors="results/{run}/priors.parquet",
-        predictions=ALL_PREDICTIONS,
-        src=sources("votes"),
+        **stage_inputs("votes"),
     output:
-        out=[directory(f"results/{{run}}/labels/{m}") for m in VOTE_METHODS],
+        **stage_outputs("votes"),
     params:
         tracked=tracked("votes"),
     conda:
         "../envs/elicit.yaml"
     log:
-        "logs/{run}/votes.log",
+        stage_log("votes"),
     benchmark:
-        "benchmarks/runs/{run}/votes.tsv"
+        stage_benchmark("votes"),
     shell:
-        "python -m elicit.stages.votes --run {wildcards.run} --priors {input.priors} "
-        "--predictions {input.predictions} --out {output.out} 2> {log}"
+        stage_command("votes")
 
 
 rule icm:
     input:
-        items_parquet="results/{run}/items.parquet",
-        embeddings="results/{run}/embeddings.npy",
-        priors="results/{run}/priors.parquet",
-        src=sources("icm"),
+        **stage_inputs("icm"),
     output:
-        out=directory("results/{run}/labels/icm"),
+        **stage_outputs("icm"),
     params:
         tracked=tracked("icm"),
     resources:
@@ -37,22 +31,18 @@ rule icm:
     conda:
         "../envs/elicit.yaml"
     log:
-        "logs/{run}/icm.log",
+        stage_log("icm"),
     benchmark:
-        "benchmarks/runs/{run}/icm.tsv"
+        stage_benchmark("icm"),
     shell:
-        "python -m elicit.stages.icm --run {wildcards.run} --items {input.items_parquet} "
-        "--embeddings {input.embeddings} --priors {input.priors} --out {output.out} 2> {log}"
+        stage_command("icm")
 
 
 rule fewshot:
     input:
-        items_parquet="results/{run}/items.parquet",
-        groups="results/{run}/groups.parquet",
-        priors="results/{run}/priors.parquet",
-        src=sources("fewshot"),
+        **stage_inputs("fewshot"),
     output:
-        out=directory("results/{run}/labels/{method}"),
+        **stage_outputs("fewshot"),
     params:
         tracked=tracked("fewshot"),
     resources:
@@ -61,9 +51,8 @@ rule fewshot:
     conda:
         "../envs/elicit.yaml"
     log:
-        "logs/{run}/{method}.log",
+        stage_log("fewshot"),
     benchmark:
-        "benchmarks/runs/{run}/{method}.tsv"
+        stage_benchmark("fewshot"),
     shell:
-        "python -m elicit.stages.fewshot --run {wildcards.run} --method {wildcards.method} "
-        "--items {input.items_parquet} --groups {input.groups} --priors {input.priors} --out {output.out} 2> {log}"
+        stage_command("fewshot")

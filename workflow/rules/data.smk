@@ -3,55 +3,51 @@
 
 rule load:
     input:
-        data=dataset_file,
-        src=sources("load"),
+        **stage_inputs("load"),
     output:
-        out="results/{run}/items.parquet",
-        hygiene="results/{run}/hygiene.json",
+        **stage_outputs("load"),
     params:
         tracked=tracked("load"),
     conda:
         "../envs/elicit.yaml"
     log:
-        "logs/{run}/load.log",
+        stage_log("load"),
     benchmark:
-        "benchmarks/runs/{run}/load.tsv"
+        stage_benchmark("load"),
     shell:
-        "python -m elicit.stages.load --run {wildcards.run} --out {output.out} --hygiene {output.hygiene} 2> {log}"
+        stage_command("load")
 
 
 rule embed:
     input:
-        items_parquet="results/{run}/items.parquet",
-        src=sources("embed"),
+        **stage_inputs("embed"),
     output:
-        out="results/{run}/embeddings.npy",
+        **stage_outputs("embed"),
     params:
         tracked=tracked("embed"),
+    threads: 1
     conda:
         "../envs/elicit.yaml"
     log:
-        "logs/{run}/embed.log",
+        stage_log("embed"),
     benchmark:
-        "benchmarks/runs/{run}/embed.tsv"
-    threads: 1
+        stage_benchmark("embed"),
     shell:
-        "python -m elicit.stages.embed --run {wildcards.run} --items {input.items_parquet} --out {output.out} 2> {log}"
+        stage_command("embed")
 
 
 rule group:
     input:
-        embeddings="results/{run}/embeddings.npy",
-        src=sources("group"),
+        **stage_inputs("group"),
     output:
-        out="results/{run}/groups.parquet",
+        **stage_outputs("group"),
     params:
         tracked=tracked("group"),
     conda:
         "../envs/elicit.yaml"
     log:
-        "logs/{run}/group.log",
+        stage_log("group"),
     benchmark:
-        "benchmarks/runs/{run}/group.tsv"
+        stage_benchmark("group"),
     shell:
-        "python -m elicit.stages.group --run {wildcards.run} --embeddings {input.embeddings} --out {output.out} 2> {log}"
+        stage_command("group")

@@ -3,43 +3,33 @@
 
 rule optimize:
     input:
-        items_parquet="results/{run}/items.parquet",
-        priors="results/{run}/priors.parquet",
-        tuples="results/{run}/tuples.parquet",
-        src=sources("optimize"),
+        **stage_inputs("optimize"),
     output:
-        out=directory("results/{run}/labels/{config}"),
+        **stage_outputs("optimize"),
     params:
-        tracked=tracked_config("optimize"),
+        tracked=tracked("optimize"),
     conda:
         "../envs/elicit.yaml"
     log:
-        "logs/{run}/optimize_{config}.log",
+        stage_log("optimize"),
     benchmark:
-        "benchmarks/runs/{run}/optimize_{config}.tsv"
+        stage_benchmark("optimize"),
     shell:
-        "python -m elicit.stages.optimize --run {wildcards.run} --config {wildcards.config} "
-        "--items {input.items_parquet} --priors {input.priors} --tuples {input.tuples} --out {output.out} 2> {log}"
+        stage_command("optimize")
 
 
 rule select:
     input:
-        items_parquet="results/{run}/items.parquet",
-        priors="results/{run}/priors.parquet",
-        tuples="results/{run}/tuples.parquet",
-        labels=[f"results/{{run}}/labels/{c}" for c in CONFIGS],
-        src=sources("select"),
+        **stage_inputs("select"),
     output:
-        out=directory("results/{run}/labels/selected"),
-        selection="results/{run}/selection.json",
+        **stage_outputs("select"),
     params:
         tracked=tracked("select"),
     conda:
         "../envs/elicit.yaml"
     log:
-        "logs/{run}/select.log",
+        stage_log("select"),
     benchmark:
-        "benchmarks/runs/{run}/select.tsv"
+        stage_benchmark("select"),
     shell:
-        "python -m elicit.stages.select --run {wildcards.run} --items {input.items_parquet} --priors {input.priors} "
-        "--tuples {input.tuples} --labels {input.labels} --out {output.out} --selection {output.selection} 2> {log}"
+        stage_command("select")

@@ -3,73 +3,63 @@
 
 rule query_zero_shot:
     input:
-        items_parquet="results/{run}/items.parquet",
-        src=sources("query"),
+        **stage_inputs("query_zero_shot"),
     output:
-        out="results/{run}/round0/predictions.parquet",
+        **stage_outputs("query_zero_shot"),
     params:
-        tracked=tracked("query"),
+        tracked=tracked("query_zero_shot"),
     resources:
         oracle=oracle_slots,
     threads: 2
     conda:
         "../envs/elicit.yaml"
     log:
-        "logs/{run}/query_r0.log",
+        stage_log("query_zero_shot"),
     benchmark:
-        "benchmarks/runs/{run}/query_r0.tsv"
+        stage_benchmark("query_zero_shot"),
     shell:
-        "python -m elicit.stages.query --run {wildcards.run} --round 0 --items {input.items_parquet} "
-        "--out {output.out} 2> {log}"
+        stage_command("query_zero_shot")
 
 
 rule priors:
     input:
-        predictions="results/{run}/round0/predictions.parquet",
-        src=sources("priors"),
+        **stage_inputs("priors"),
     output:
-        out="results/{run}/priors.parquet",
+        **stage_outputs("priors"),
     params:
         tracked=tracked("priors"),
     conda:
         "../envs/elicit.yaml"
     log:
-        "logs/{run}/priors.log",
+        stage_log("priors"),
     benchmark:
-        "benchmarks/runs/{run}/priors.tsv"
+        stage_benchmark("priors"),
     shell:
-        "python -m elicit.stages.priors --run {wildcards.run} --predictions {input.predictions} "
-        "--out {output.out} 2> {log}"
+        stage_command("priors")
 
 
 rule plan:
     input:
-        items_parquet="results/{run}/items.parquet",
-        groups="results/{run}/groups.parquet",
-        shown=shown_labels,
-        src=sources("plan"),
+        **stage_inputs("plan"),
     output:
-        out="results/{run}/round{r}/plan.parquet",
+        **stage_outputs("plan"),
     params:
         tracked=tracked("plan"),
     conda:
         "../envs/elicit.yaml"
     log:
-        "logs/{run}/plan_r{r}.log",
+        stage_log("plan"),
     benchmark:
-        "benchmarks/runs/{run}/plan_r{r}.tsv"
+        stage_benchmark("plan"),
     shell:
-        "python -m elicit.stages.plan --run {wildcards.run} --round {wildcards.r} --items {input.items_parquet} "
-        "--groups {input.groups} --shown {input.shown} --out {output.out} 2> {log}"
+        stage_command("plan")
 
 
 rule query:
     input:
-        items_parquet="results/{run}/items.parquet",
-        plan="results/{run}/round{r}/plan.parquet",
-        src=sources("query"),
+        **stage_inputs("query"),
     output:
-        out="results/{run}/round{r}/predictions.parquet",
+        **stage_outputs("query"),
     params:
         tracked=tracked("query"),
     resources:
@@ -78,49 +68,42 @@ rule query:
     conda:
         "../envs/elicit.yaml"
     log:
-        "logs/{run}/query_r{r}.log",
+        stage_log("query"),
     benchmark:
-        "benchmarks/runs/{run}/query_r{r}.tsv"
+        stage_benchmark("query"),
     shell:
-        "python -m elicit.stages.query --run {wildcards.run} --round {wildcards.r} --items {input.items_parquet} "
-        "--plan {input.plan} --out {output.out} 2> {log}"
+        stage_command("query")
 
 
 rule fit_loop:
     input:
-        items_parquet="results/{run}/items.parquet",
-        priors="results/{run}/priors.parquet",
-        predictions=predictions_through,
-        src=sources("fit_loop"),
+        **stage_inputs("fit_loop"),
     output:
-        out="results/{run}/round{r}/fit.parquet",
+        **stage_outputs("fit_loop"),
     params:
         tracked=tracked("fit_loop"),
     conda:
         "../envs/elicit.yaml"
     log:
-        "logs/{run}/fit_loop_r{r}.log",
+        stage_log("fit_loop"),
     benchmark:
-        "benchmarks/runs/{run}/fit_loop_r{r}.tsv"
+        stage_benchmark("fit_loop"),
     shell:
-        "python -m elicit.stages.fit_loop --run {wildcards.run} --round {wildcards.r} --items {input.items_parquet} "
-        "--priors {input.priors} --predictions {input.predictions} --out {output.out} 2> {log}"
+        stage_command("fit_loop")
 
 
 rule tuples:
     input:
-        predictions=FEWSHOT_PREDICTIONS,
-        src=sources("tuples"),
+        **stage_inputs("tuples"),
     output:
-        out="results/{run}/tuples.parquet",
+        **stage_outputs("tuples"),
     params:
         tracked=tracked("tuples"),
     conda:
         "../envs/elicit.yaml"
     log:
-        "logs/{run}/tuples.log",
+        stage_log("tuples"),
     benchmark:
-        "benchmarks/runs/{run}/tuples.tsv"
+        stage_benchmark("tuples"),
     shell:
-        "python -m elicit.stages.tuples --run {wildcards.run} --predictions {input.predictions} "
-        "--out {output.out} 2> {log}"
+        stage_command("tuples")

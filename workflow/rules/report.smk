@@ -1,90 +1,70 @@
-# Evaluate every method against gold, write the report, export the selected labels.
+# Evaluate every method against gold, write the report (and the run's resolved params), export the selected
+# labels; the summary over summary.runs.
 
 
 rule evaluate:
     input:
-        items_parquet="results/{run}/items.parquet",
-        labels=LABEL_DIRS,
-        src=sources("evaluate"),
+        **stage_inputs("evaluate"),
     output:
-        out="results/{run}/metrics.parquet",
-        json="results/{run}/metrics.json",
+        **stage_outputs("evaluate"),
     params:
         tracked=tracked("evaluate"),
     conda:
         "../envs/elicit.yaml"
     log:
-        "logs/{run}/evaluate.log",
+        stage_log("evaluate"),
     benchmark:
-        "benchmarks/runs/{run}/evaluate.tsv"
+        stage_benchmark("evaluate"),
     shell:
-        "python -m elicit.stages.evaluate --run {wildcards.run} --items {input.items_parquet} "
-        "--labels {input.labels} --out {output.out} --json {output.json} 2> {log}"
+        stage_command("evaluate")
 
 
 rule report:
     input:
-        items_parquet="results/{run}/items.parquet",
-        metrics="results/{run}/metrics.parquet",
-        labels=LABEL_DIRS,
-        predictions=ALL_PREDICTIONS,
-        selection="results/{run}/selection.json",
-        hygiene="results/{run}/hygiene.json",
-        src=sources("report"),
+        **stage_inputs("report"),
     output:
-        out="results/{run}/report.html",
-        plots=directory("results/{run}/plots"),
+        **stage_outputs("report"),
     params:
         tracked=tracked("report"),
     conda:
         "../envs/elicit.yaml"
     log:
-        "logs/{run}/report.log",
+        stage_log("report"),
     benchmark:
-        "benchmarks/runs/{run}/report.tsv"
+        stage_benchmark("report"),
     shell:
-        "python -m elicit.stages.report --run {wildcards.run} --items {input.items_parquet} "
-        "--metrics {input.metrics} --labels {input.labels} --predictions {input.predictions} "
-        "--selection {input.selection} --hygiene {input.hygiene} --out {output.out} --plots {output.plots} 2> {log}"
+        stage_command("report")
 
 
 rule export:
     input:
-        items_parquet="results/{run}/items.parquet",
-        labels="results/{run}/labels/selected",
-        src=sources("export"),
+        **stage_inputs("export"),
     output:
-        out=directory("results/{run}/export"),
+        **stage_outputs("export"),
     params:
         tracked=tracked("export"),
     conda:
         "../envs/elicit.yaml"
     log:
-        "logs/{run}/export.log",
+        stage_log("export"),
     benchmark:
-        "benchmarks/runs/{run}/export.tsv"
+        stage_benchmark("export"),
     shell:
-        "python -m elicit.stages.export --run {wildcards.run} --items {input.items_parquet} "
-        "--labels {input.labels} --out {output.out} 2> {log}"
+        stage_command("export")
 
 
 rule summary:
     input:
-        metrics=expand("results/{run}/metrics.parquet", run=SUMMARY_RUNS),
-        items_parquet=expand("results/{run}/items.parquet", run=SUMMARY_RUNS),
-        src=sources("summary"),
+        **stage_inputs("summary"),
     output:
-        out="results/summary.parquet",
-        html="results/summary.html",
+        **stage_outputs("summary"),
     params:
-        runs=SUMMARY_RUNS,
-        tracked=SUMMARY_TRACKED,
+        tracked=tracked("summary"),
     conda:
         "../envs/elicit.yaml"
     log:
-        "logs/summary.log",
+        stage_log("summary"),
     benchmark:
-        "benchmarks/runs/summary.tsv"
+        stage_benchmark("summary"),
     shell:
-        "python -m elicit.stages.summary --runs {params.runs} --metrics {input.metrics} --items {input.items_parquet} "
-        "--out {output.out} --html {output.html} 2> {log}"
+        stage_command("summary")

@@ -4,46 +4,33 @@
 
 rule ablate:
     input:
-        items_parquet="results/{run}/items.parquet",
-        priors="results/{run}/priors.parquet",
-        tuples="results/{run}/tuples.parquet",
-        selection="results/{run}/selection.json",
-        src=sources("ablate"),
+        **stage_inputs("ablate"),
     output:
-        out=directory("results/{run}/ablation"),
+        **stage_outputs("ablate"),
     params:
         tracked=tracked("ablate"),
     conda:
         "../envs/elicit.yaml"
     log:
-        "logs/{run}/ablate.log",
+        stage_log("ablate"),
     benchmark:
-        "benchmarks/runs/{run}/ablate.tsv"
+        stage_benchmark("ablate"),
     shell:
-        "python -m elicit.stages.ablate --run {wildcards.run} --items {input.items_parquet} --priors {input.priors} "
-        "--tuples {input.tuples} --selection {input.selection} --out {output.out} 2> {log}"
+        stage_command("ablate")
 
 
 rule study:
     input:
-        reports=expand("results/{run}/report.html", run=STUDY_RUNS),
-        metrics=expand("results/{run}/metrics.parquet", run=STUDY_RUNS),
-        ablations=expand("results/{run}/ablation", run=STUDY_ABLATE),
-        notes="docs/results_notes.md",
-        src=sources("study"),
+        **stage_inputs("study"),
     output:
-        out="results/study/summary.parquet",
-        html="results/study/summary.html",
-        markdown="docs/results.md",
+        **stage_outputs("study"),
     params:
-        runs=STUDY_RUNS,
-        tracked=STUDY_TRACKED,
+        tracked=tracked("study"),
     conda:
         "../envs/elicit.yaml"
     log:
-        "logs/study.log",
+        stage_log("study"),
     benchmark:
-        "benchmarks/runs/study.tsv"
+        stage_benchmark("study"),
     shell:
-        "python -m elicit.stages.study --runs {params.runs} --notes {input.notes} --out {output.out} "
-        "--html {output.html} --markdown {output.markdown} 2> {log}"
+        stage_command("study")

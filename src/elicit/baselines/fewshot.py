@@ -11,7 +11,7 @@ bootstrap_fewshot  the model's own labels: zero-shot first, then re-prompted wit
 
 Oracle calls go through an ``ask`` callable (the stage closes it over the shared client and cache), so these
 are pure functions that tests drive with a fake oracle. This module also holds what ICM shares with
-bootstrap: query rows, consistency rules and their repair.
+bootstrap: configs and query rows (the consistency rules and their repair are ``elicit.contracts``).
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ from elicit.baselines.votes import (
     prior_scores,
     sigmoid,
 )
-from elicit.datasets import CONSISTENCY_RULES
+from elicit.contracts import UNLABELLED, ConsistencyRule, answer_keys, consistency_groups, repair
+from elicit.errors import ElicitError
 from elicit.plan import QUERY_PLAN_COLUMNS
 from elicit.prompts import FRAMINGS
 
@@ -38,15 +39,13 @@ Ask = Callable[[pd.DataFrame], pd.DataFrame]
 """Oracle driver as the baselines see it: query rows in, the same rows with answer columns (``score``...) out.
 """
 
-QUERY_COLUMNS = list(QUERY_PLAN_COLUMNS)
-UNLABELLED = -1
 DECIDED_MARGIN = 0.05
 """Log-odds given to a label that has no supporting score of its own (e.g. imposed by the consistency repair):
 it still thresholds to its label, with almost no confidence.
 """
 
 
-class BaselineConfigError(ValueError):
+class BaselineConfigError(ElicitError, ValueError):
     """A ``baselines:`` params entry is malformed; one line naming the key and the fix."""
 
 
@@ -171,7 +170,7 @@ class QueryRows:
         """The rows as one frame with the schema's dtypes (list columns hold int64 / int8 arrays)."""
         n = len(self.rows)
         cols: dict[str, Any] = {}
-        for col in QUERY_COLUMNS:
+        for col in QUERY_PLAN_COLUMNS:
             values = [r[col] for r in self.rows]
             if col in ("round", "group_id", "target_id", "perm_seed", "flipped_pos"):
                 cols[col] = np.asarray(values, dtype=np.int64)
@@ -290,145 +289,7 @@ def _fewshot_queries(
 
 
 # ----------------------------------------------------------------------------------------------------
-# Consistency rules (shared with ICM)
-
-
-def check_rule(rule: str, items: pd.DataFrame) -> None:
-    """The dataset's consistency rule must be known, and same_answer_same_label needs an answer_key column."""
-    if rule not in CONSISTENCY_RULES:
-        raise ValueError(f"consistency rule {rule!r} unknown; use one of {', '.join(CONSISTENCY_RULES)}")
-    if rule == "same_answer_same_label" and "answer_key" not in items:
-        raise ValueError("consistency rule same_answer_same_label needs an answer_key column in items")
-
-
-def consistency_members(items: pd.DataFrame) -> list[np.ndarray]:
-    """Item ids of each consistency group with at least two members (null consistency_id = no group)."""
-    cid = items["consistency_id"] if "consistency_id" in items else pd.Series(pd.NA, index=items.index)
-    df = pd.DataFrame({"item_id": items["item_id"].astype(np.int64).to_numpy(), "cid": cid.to_numpy()})
-    df = df[df["cid"].notna()]
-    out = [np.sort(sub["item_id"].to_numpy()) for _, sub in df.groupby("cid", sort=True)]
-    return [m for m in out if len(m) >= 2]
-
-
-def answer_keys(items: pd.DataFrame, n_items: int) -> np.ndarray:
-    """answer_key per item id (object array; None where absent)."""
-    keys = np.full(n_items, None, dtype=object)
-    if "answer_key" in items:
-        for i, k in zip(items["item_id"].astype(int), items["answer_key"], strict=True):
-            keys[i] = None if pd.isna(k) else str(k)
-    return keys
-
-
-def group_inconsistencies(labels: np.ndarray, members: np.ndarray, keys: np.ndarray, rule: str) -> int:
-    """Violations inside one group among its labelled members (the rules of elicit.datasets).
-
-    at_most_one_true: pairs labelled 1 together. exactly_one_true: the same, plus 1 if every member is
-    labelled and none is 1. same_answer_same_label: pairs with the same answer_key and different labels, plus
-    pairs with different answer_keys both labelled 1 (two different final answers cannot both be correct);
-    members without an answer_key take no part, as in the optimizer's consistency loss.
-    """
-    if rule == "none":
-        return 0
-    lab = labels[members]
-    known = lab != UNLABELLED
-    n1 = int((lab == 1).sum())
-    if rule == "at_most_one_true":
-        return n1 * (n1 - 1) // 2
-    if rule == "exactly_one_true":
-        return n1 * (n1 - 1) // 2 + int(bool(known.all()) and n1 == 0)
-    ones: dict[str, int] = {}
-    zeros: dict[str, int] = {}
-    for m, y in zip(members, lab, strict=True):
-        if y != UNLABELLED and keys[m] is not None:
-            counter = ones if y == 1 else zeros
-            counter[str(keys[m])] = counter.get(str(keys[m]), 0) + 1
-    same_key = sum(n * zeros.get(k, 0) for k, n in ones.items())
-    total_ones = sum(ones.values())
-    other_key_ones = (total_ones**2 - sum(n * n for n in ones.values())) // 2
-    return same_key + other_key_ones
-
-
-def count_inconsistencies(labels: np.ndarray, groups: Sequence[np.ndarray], keys: np.ndarray, rule: str) -> int:
-    """Total violations over all consistency groups."""
-    return sum(group_inconsistencies(labels, m, keys, rule) for m in groups)
-
-
-def _best(cands: Sequence[int], scores: np.ndarray) -> int:
-    """The candidate with the highest score (NaN counts as 0; ties: lowest id)."""
-    s = np.nan_to_num(scores[list(cands)], nan=0.0)
-    return int(list(cands)[int(np.argmax(s))])
-
-
-def fix_group(
-    labels: np.ndarray,
-    scores: np.ndarray,
-    members: np.ndarray,
-    keys: np.ndarray,
-    rule: str,
-    fixed: int | None = None,
-) -> None:
-    """Repair one group in place, trusting the strongest evidence; ``fixed`` (a just-proposed label) stays.
-
-    at_most_one_true / exactly_one_true: of several members labelled 1 only the fixed one, else the one with
-    the highest score, stays 1. exactly_one_true also sets the highest-scoring member to 1 when all are
-    labelled 0. same_answer_same_label: members sharing an answer_key take the fixed member's label, else the
-    sign of their summed scores (majority of labels when no score); then, if several answers are labelled 1,
-    only the fixed member's answer (else the one with the highest summed score) stays 1. Unlabelled members
-    are left unlabelled. Uses no oracle call.
-    """
-    if rule == "none":
-        return
-    lab = labels[members]
-    if rule in ("at_most_one_true", "exactly_one_true"):
-        ones = [int(m) for m in members[lab == 1]]
-        if len(ones) > 1:
-            keep = fixed if fixed in ones else _best(ones, scores)
-            for m in ones:
-                if m != keep:
-                    labels[m] = 0
-        if rule == "exactly_one_true" and bool((labels[members] == 0).all()):
-            cands = [int(m) for m in members if m != fixed]
-            if cands:
-                labels[_best(cands, scores)] = 1
-        return
-    known = [int(m) for m in members if labels[m] != UNLABELLED and keys[m] is not None]
-    classes = {k: [m for m in known if str(keys[m]) == k] for k in sorted({str(keys[m]) for m in known})}
-    for sub in classes.values():  # one label per answer
-        vals = labels[sub]
-        if len(set(vals.tolist())) <= 1:
-            continue
-        if fixed is not None and fixed in sub:
-            value = int(labels[fixed])
-        else:
-            s = np.nan_to_num(scores[sub], nan=0.0)
-            value = int(s.sum() > 0) if np.any(s != 0) else int(vals.mean() > 0.5)
-        labels[sub] = value
-    true_classes = [k for k, sub in classes.items() if labels[sub[0]] == 1]
-    if len(true_classes) > 1:  # at most one answer is correct
-        with_fixed = [k for k in true_classes if fixed is not None and fixed in classes[k]]
-        by_score = sorted(true_classes, key=lambda k: -_class_score(classes[k], scores))
-        winner = with_fixed[0] if with_fixed else by_score[0]
-        for k in true_classes:
-            if k != winner:
-                labels[classes[k]] = 0
-
-
-def _class_score(sub: Sequence[int], scores: np.ndarray) -> float:
-    return float(np.nan_to_num(scores[list(sub)], nan=0.0).sum())
-
-
-def fix_consistency(
-    labels: np.ndarray,
-    scores: np.ndarray,
-    groups: Sequence[np.ndarray],
-    keys: np.ndarray,
-    rule: str,
-) -> np.ndarray:
-    """A repaired copy of ``labels`` (all groups), see `fix_group`."""
-    out = labels.copy()
-    for m in groups:
-        fix_group(out, scores, m, keys, rule)
-    return out
+# Hard labels to p_true (shared with ICM)
 
 
 def soft_labels(labels: np.ndarray, scores: np.ndarray, fallback: np.ndarray) -> np.ndarray:
@@ -535,8 +396,8 @@ def bootstrap_fewshot(
     consistency_rule: str = "none",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Self-training by prompting: zero-shot labels, then ``rounds`` rounds of few-shot prompts showing the
-    model's own current labels, each followed by the consistency repair (`fix_consistency`, the dataset's
-    rule).
+    model's own current labels, each followed by the consistency repair (`elicit.contracts.repair`, the
+    dataset's rule).
 
     Start: label = prior score > 0 (an item with no prior score gets a random label at the estimated class
     balance). Round r (query rows with round = r) takes contexts from grouping r (grouping 1 if absent); an
@@ -547,17 +408,18 @@ def bootstrap_fewshot(
     """
     items = items.drop(columns=["gold"], errors="ignore")
     template_id = require_template(cfg.template_id, "fewshot")
-    check_rule(consistency_rule, items)
+    rule = ConsistencyRule.parse(consistency_rule)
+    rule.check_items(items)
     if rounds < 1:
         raise BaselineConfigError(f"baselines.bootstrap.rounds={rounds}: must be >= 1")
     n = item_count(items)
-    cgroups = consistency_members(items)
+    cgroups = consistency_groups(items)
     keys = answer_keys(items, n)
     scores = prior_scores(priors, n)
     rng = _rng(seed, 15485863)
     coin = (rng.random(n) < estimate_class_balance(scores)).astype(np.int8)
     labels = np.where(np.isfinite(scores), (scores > 0).astype(np.int8), coin).astype(np.int8)
-    labels = fix_consistency(labels, scores, cgroups, keys, consistency_rule)
+    labels = repair(labels, scores, cgroups, keys, rule)
     frames = []
     for r in range(1, rounds + 1):
         current = labels.copy()
@@ -573,5 +435,5 @@ def bootstrap_fewshot(
         fresh = np.isfinite(new)
         scores = np.where(fresh, new, scores)
         labels = np.where(fresh, (new > 0).astype(np.int8), labels).astype(np.int8)
-        labels = fix_consistency(labels, scores, cgroups, keys, consistency_rule)
+        labels = repair(labels, scores, cgroups, keys, rule)
     return labels_frame(n, soft_labels(labels, scores, np.full(n, 0.5))), concat_calls(frames)

@@ -11,7 +11,7 @@ of logical inconsistencies, by simulated annealing over one-label proposals (the
 3. ask about it with its ``k_context`` nearest labelled items (embedding cosine) shown with their current
    labels, in each of ``framings``; propose the label with the higher probability (mean score > 0);
 4. repair the inconsistencies the proposal creates in its consistency group (the dataset's rule,
-   `fix_group`), then accept if Delta U > 0, else with probability exp(Delta U / T).
+   `elicit.contracts.repair_group`), then accept if Delta U > 0, else with probability exp(Delta U / T).
 
 How P(D) is approximated (the paper re-scores every labelled item: N calls per step). Each labelled item
 keeps the score of its most recent query; P(D) is the MEAN over labelled items of log P(label | that score)
@@ -40,26 +40,29 @@ import numpy as np
 import pandas as pd
 
 from elicit.baselines.fewshot import (
-    FRAMINGS,
-    UNLABELLED,
     Ask,
     BaselineConfigError,
     QueryRows,
-    answer_keys,
     ask_scores,
     check_framings,
     check_keys,
-    check_rule,
     concat_calls,
-    consistency_members,
-    fix_consistency,
-    fix_group,
-    group_inconsistencies,
     item_count,
     require_template,
     soft_labels,
 )
 from elicit.baselines.votes import labels_frame, prior_scores, sigmoid
+from elicit.contracts import (
+    UNLABELLED,
+    ConsistencyRule,
+    answer_keys,
+    consistency_groups,
+    groups_layout,
+    repair,
+    repair_group,
+    violations,
+)
+from elicit.prompts import FRAMINGS
 
 TRACE_COLUMNS = ["step", "energy", "n_labelled", "accepted", "temperature"]
 PRIORITY = 100.0
@@ -167,12 +170,15 @@ def _sample_items(items: pd.DataFrame, n: int, max_items: int, rng: np.random.Ge
 class _State:
     """Labels, each label's latest score, and the energy bookkeeping of one ICM run."""
 
-    def __init__(self, n: int, cgroups: Sequence[np.ndarray], keys: np.ndarray, rule: str, alpha: float) -> None:
+    def __init__(
+        self, n: int, cgroups: Sequence[np.ndarray], keys: np.ndarray, rule: ConsistencyRule, alpha: float
+    ) -> None:
         self.labels = np.full(n, UNLABELLED, dtype=np.int8)
         self.scores = np.full(n, np.nan)
         self.cgroups = list(cgroups)
         self.keys = keys
         self.rule = rule
+        self.layout = groups_layout(self.cgroups, keys, rule)
         self.alpha = alpha
         self.group_of: dict[int, list[int]] = {}
         for g, members in enumerate(self.cgroups):
@@ -189,13 +195,13 @@ class _State:
     def energy(self) -> float:
         lab = self.labels != UNLABELLED
         mp = float(_log_p(self.labels[lab], self.scores[lab]).mean()) if lab.any() else 0.0
-        inc = sum(group_inconsistencies(self.labels, m, self.keys, self.rule) for m in self.cgroups)
+        inc = int(violations(self.layout, self.labels).sum())
         return self.alpha * mp - inc
 
     def fix_around(self, item: int) -> None:
         """Repair the consistency groups of ``item`` with its label held fixed."""
         for g in self.group_of.get(item, []):
-            fix_group(self.labels, self.scores, self.cgroups[g], self.keys, self.rule, fixed=item)
+            repair_group(self.labels, self.scores, self.cgroups[g], self.keys, self.rule, fixed=item)
 
     def shares_group_with_label(self, item: int) -> bool:
         return any(bool((self.labels[self.cgroups[g]] != UNLABELLED).any()) for g in self.group_of.get(item, []))
@@ -219,7 +225,8 @@ def icm(
     """
     items = items.drop(columns=["gold"], errors="ignore")
     template_id = require_template(cfg.template_id, "icm")
-    check_rule(consistency_rule, items)
+    rule = ConsistencyRule.parse(consistency_rule)
+    rule.check_items(items)
     n = item_count(items)
     emb = np.asarray(embeddings, dtype=np.float64)
     if emb.ndim != 2 or emb.shape[0] != n:
@@ -232,7 +239,7 @@ def icm(
     budget = cfg.budget(len(used))
     nf = len(cfg.framings)
 
-    state = _State(n, consistency_members(items), answer_keys(items, n), consistency_rule, cfg.alpha)
+    state = _State(n, consistency_groups(items), answer_keys(items, n), rule, cfg.alpha)
     frames: list[pd.DataFrame] = []
     spent = 0
 
@@ -274,7 +281,7 @@ def icm(
     start = np.array([1] * (len(init) // 2) + [0] * (len(init) - len(init) // 2), dtype=np.int8)
     state.labels[init] = rng.permutation(start)
     state.scores[init] = query(0, [int(i) for i in init], state.labels)
-    state.labels = fix_consistency(state.labels, state.scores, state.cgroups, state.keys, consistency_rule)
+    state.labels = repair(state.labels, state.scores, state.cgroups, state.keys, rule)
     energy = state.energy()
     trace: list[tuple[int, float, int, bool, float]] = [
         (0, energy, int((state.labels != UNLABELLED).sum()), True, cfg.t0)
@@ -287,7 +294,7 @@ def icm(
         temp = temperature(step, cfg)
         unl = state.labels[used] == UNLABELLED
         w = np.where(unl, PRIORITY, 1.0)
-        if consistency_rule != "none":
+        if rule is not ConsistencyRule.NONE:
             boost = np.array([u and state.shares_group_with_label(int(i)) for i, u in zip(used, unl, strict=True)])
             w = np.where(boost, w * PRIORITY, w)
         i = int(used[rng.choice(len(used), p=w / w.sum())])

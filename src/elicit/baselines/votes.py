@@ -18,10 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from elicit.plan import FEW_SHOT_KINDS
 from elicit.priors import sigmoid
 
-LABEL_COLUMNS = ["item_id", "p_true"]
-FEW_SHOT_KINDS = ("few_shot", "flip")
 NO_EVIDENCE = 0.5
 MIN_BALANCE = 0.02
 """Class-balance estimates are clipped to [MIN_BALANCE, 1 - MIN_BALANCE]: never all one label."""

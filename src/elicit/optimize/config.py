@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from elicit.errors import ElicitError
+
 LOSS_NAMES: tuple[str, ...] = (
     "mutual",
     "prior",
@@ -27,7 +29,7 @@ INITS: tuple[str, ...] = ("prior", "inverted")
 SELECT_METHODS: tuple[str, ...] = ("heldout",)
 
 
-class OptimizeError(ValueError):
+class OptimizeError(ElicitError, ValueError):
     """Bad optimizer input or a diverging fit, stated in one line (what, where, and the fix)."""
 
 
@@ -206,6 +208,41 @@ class SelectConfig:
         return cls(method=method, holdout_fraction=frac, tie_tolerance=tie)
 
 
+def extends_chain(raw_configs: dict[str, Any], name: str) -> list[str]:
+    """``name`` and the configs it extends, nearest first (``extends: full`` → [name, "full", ...]); a missing
+    parent or a cycle is one line naming the key."""
+    chain = [name]
+    while True:
+        entry = raw_configs.get(chain[-1])
+        parent = entry.get("extends") if isinstance(entry, dict) else None
+        if parent is None:
+            return chain
+        where = f"optimize.configs.{chain[-1]}.extends"
+        if parent not in raw_configs:
+            raise OptimizeError(f"{where}: no config named '{parent}'{_suggest(str(parent), list(raw_configs))}")
+        if parent in chain:
+            raise OptimizeError(f"{where}: '{parent}' extends itself through {' -> '.join(chain)}; break the cycle")
+        chain.append(str(parent))
+
+
+def resolve_extends(raw_configs: dict[str, Any], name: str) -> Any:
+    """A config's own mapping over the one it extends (recursively); ``weights`` merge term by term, so
+    ``{extends: full, weights: {nuisance: 0}}`` is full without the bias model."""
+    out: dict[str, Any] = {}
+    for link in reversed(extends_chain(raw_configs, name)):
+        entry = raw_configs[link]
+        if not isinstance(entry, dict):
+            return entry  # OptimizeConfig.from_params names the bad value
+        for key, value in entry.items():
+            if key == "extends":
+                continue
+            if key == "weights" and isinstance(value, dict) and isinstance(out.get("weights"), dict):
+                out["weights"] = {**out["weights"], **value}
+            else:
+                out[key] = value
+    return out
+
+
 SHARED_KEYS: tuple[str, ...] = tuple(
     f.name for f in fields(OptimizeConfig) if f.name not in ("name", "weights", "optimizer")
 ) + ("optimizer",)
@@ -232,7 +269,10 @@ class OptimizeSection:
         raw_configs = d.get("configs")
         if not isinstance(raw_configs, dict) or not raw_configs:
             raise OptimizeError("optimize.configs: missing or empty; name at least one config with its weights")
-        configs = {str(n): OptimizeConfig.from_params(str(n), c, defaults) for n, c in raw_configs.items()}
+        configs = {
+            str(n): OptimizeConfig.from_params(str(n), resolve_extends(raw_configs, str(n)), defaults)
+            for n in raw_configs
+        }
         if "loop_config" not in d:
             raise OptimizeError("optimize.loop_config: missing; give the config used between rounds")
         loop = OptimizeConfig.from_params("loop_config", d["loop_config"], defaults)

@@ -31,6 +31,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from elicit.contracts import ConsistencyRule
 from elicit.optimize.problem import Problem
 
 NUISANCE_NAMES: tuple[str, ...] = (
@@ -210,8 +211,14 @@ def consistency(z: torch.Tensor, problem: Problem) -> torch.Tensor:
       exactly_one_true:                           log P = sum_a F_a + log(sum_a exp(U_a - F_a))
     (a subgroup that is not uniform breaks same_answer_same_label; that mass is simply not counted). Segment
     sums use index_add and a detached segment max for the log-sum-exp.
+
+    Why not the count of ``elicit.contracts.violations``: a count of violated pairs of hard labels has no
+    gradient, so the fit needs this soft version, a probability over all labellings of each group. Both read the
+    same layout (``Problem.consistency_layout``) and the rule's properties from ``ConsistencyRule``: at a hard
+    labelling (q in {0, 1}) this term is 0 exactly when that labelling has no violations.
     """
-    if problem.n_groups == 0 or problem.consistency_rule == "none":
+    rule = problem.consistency_rule
+    if problem.n_groups == 0 or rule is ConsistencyRule.NONE:
         return _zero(z)
     zi = _gather(z, problem.cons_item)
     s, g = problem.n_subgroups, problem.n_groups
@@ -219,7 +226,7 @@ def consistency(z: torch.Tensor, problem: Problem) -> torch.Tensor:
     u_sub = z.new_zeros(s).index_add(0, problem.cons_sub, F.logsigmoid(zi))
     x = u_sub - f_sub
     f_group = z.new_zeros(g).index_add(0, problem.sub_group, f_sub)
-    with_none = problem.consistency_rule != "exactly_one_true"
+    with_none = not rule.needs_a_true  # the all-false labelling satisfies the rule
     init = z.new_zeros(g) if with_none else z.new_full((g,), -math.inf)
     m = init.scatter_reduce(0, problem.sub_group, x.detach(), reduce="amax", include_self=True)
     sum_exp = z.new_zeros(g).index_add(0, problem.sub_group, torch.exp(x - _gather(m, problem.sub_group)))

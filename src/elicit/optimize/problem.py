@@ -4,7 +4,8 @@ ops.
 The pipeline hands us three tables (tuples, priors, the gold-free columns of items). ``build_problem``
 validates them, pads the variable-length contexts to ``[T, K]`` index / sign / mask tensors, pairs every flip
 row with its twin, calibrates the zero-shot prior without gold, and lays out the consistency groups as flat
-segment indices. Nothing here reads ``gold``: only ``item_id``, ``consistency_id`` and ``answer_key`` are
+segment indices (``elicit.contracts.layout``: the same groups the baselines and evaluate count violations on).
+Nothing here reads ``gold``: only ``item_id``, ``consistency_id`` and ``answer_key`` are
 taken from items.
 
 Score conventions (DESIGN.md "What a label and a score mean"): ``score`` is the log-odds that the target has
@@ -22,8 +23,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from elicit.datasets import CONSISTENCY_RULES
+from elicit.contracts import CONSISTENCY_RULES as CONSISTENCY_RULES  # re-exported by elicit.optimize
+from elicit.contracts import ConsistencyRule, ConsistencyRuleError, GroupLayout, items_layout
 from elicit.optimize.config import OptimizeError
+from elicit.plan import FEW_SHOT_KINDS
 
 SCORE_CLIP = 20.0  # |log-odds| beyond this is clipped (p ~ 2e-9): keeps +-inf answers finite and strong
 PRIOR_CLIP = 8.0  # calibrated prior log-odds are clipped to +-this: a zero-shot prior is never near-certain
@@ -53,7 +56,8 @@ class Problem:
     ``flip_row``/``twin_row`` index tuples, ``flip_item`` is the context item whose label was flipped and
     ``flip_dir`` the sign shown for it in the flip row (+1: the flip row shows label 1 and its twin label 0).
     Consistency: items ``cons_item`` belong to subgroups ``cons_sub``, subgroups to groups ``sub_group`` (a
-    subgroup is one item, or for same_answer_same_label all items of a group sharing an answer_key).
+    subgroup is one item, or for same_answer_same_label all items of a group sharing an answer_key), laid out
+    by ``elicit.contracts.layout`` (``consistency_layout`` gives it back).
     """
 
     n_items: int
@@ -77,7 +81,7 @@ class Problem:
     sub_group: torch.Tensor  # [S] long
     n_subgroups: int
     n_groups: int
-    consistency_rule: str
+    consistency_rule: ConsistencyRule
     balance: float
     calibration: dict[str, Any] = field(default_factory=dict)
     score_stats: tuple[float, float] = (1.0, 1.0)  # (mean |score|, std score) of non-missing scores, for init
@@ -104,6 +108,11 @@ class Problem:
         is_pos = (self.framing > 0).to(self.score.dtype)
         self.bias_features = torch.stack([self.copy_feat, self.last_feat, is_pos, is_pos - 1.0], dim=1)
         self.score_weight = self.has_score.to(self.score.dtype)
+
+    def consistency_layout(self) -> GroupLayout:
+        """The consistency groups as ``elicit.contracts`` lays them out (numpy), e.g. to count violations."""
+        item, sub, sub_group = (t.cpu().numpy() for t in (self.cons_item, self.cons_sub, self.sub_group))
+        return GroupLayout(self.consistency_rule, item, sub, sub_group, self.n_groups)
 
     @property
     def n_tuples(self) -> int:
@@ -254,34 +263,14 @@ def _lists(where: str, col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return lengths, flat.astype(np.int64, copy=False)
 
 
-def _consistency(items: pd.DataFrame | None, rule: str, n_items: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Flat layout of consistency groups: (item ids [M], subgroup per item [M], group per subgroup [S], G)."""
-    empty = np.zeros(0, dtype=np.int64)
-    if rule == "none":
-        return empty, empty, empty, 0
-    if items is None or "consistency_id" not in items.columns:
+def _consistency(items: pd.DataFrame | None, rule: ConsistencyRule) -> GroupLayout:
+    """The consistency groups of ``rule`` (groups of >= 2 members taking part) from items' gold-free columns."""
+    if rule is not ConsistencyRule.NONE and (items is None or "consistency_id" not in items.columns):
         raise _fail(f"consistency rule '{rule}' needs items with a consistency_id column; pass items or use 'none'")
-    cols = ["item_id", "consistency_id"] + (["answer_key"] if rule == "same_answer_same_label" else [])
-    if rule == "same_answer_same_label" and "answer_key" not in items.columns:
-        raise _fail("consistency rule 'same_answer_same_label' needs an answer_key column in items")
-    df = items[cols].copy()  # gold-free columns only
-    df = df[df["consistency_id"].notna()]
-    if rule == "same_answer_same_label":
-        df = df[df["answer_key"].notna()]  # no answer: nothing to be consistent with
-    df["item_id"] = df["item_id"].astype(np.int64)
-    sizes = df.groupby("consistency_id")["item_id"].transform("size")
-    df = df[sizes >= 2].sort_values(["consistency_id", "item_id"], kind="stable")
-    if df.empty:
-        return empty, empty, empty, 0
-    group = df.groupby("consistency_id", sort=True).ngroup().to_numpy(np.int64)
-    if rule == "same_answer_same_label":
-        sub = df.groupby(["consistency_id", "answer_key"], sort=True).ngroup().to_numpy(np.int64)
-    else:
-        sub = np.arange(len(df), dtype=np.int64)
-    n_sub = int(sub.max()) + 1
-    sub_group = np.zeros(n_sub, dtype=np.int64)
-    sub_group[sub] = group
-    return df["item_id"].to_numpy(np.int64), sub, sub_group, int(group.max()) + 1
+    try:
+        return items_layout(items if items is not None else pd.DataFrame(), rule)
+    except ConsistencyRuleError as err:
+        raise _fail(str(err)) from None
 
 
 def build_problem(
@@ -295,8 +284,10 @@ def build_problem(
     dtype: torch.dtype = torch.float32,
 ) -> Problem:
     """Validate the tables and turn them into a ``Problem`` (see module docstring); raises OptimizeError."""
-    if consistency_rule not in CONSISTENCY_RULES:
-        raise _fail(f"unknown consistency rule '{consistency_rule}'; use one of: {', '.join(CONSISTENCY_RULES)}")
+    try:
+        rule = ConsistencyRule.parse(consistency_rule)
+    except ConsistencyRuleError as err:
+        raise _fail(str(err)) from None
     if tuples is None or len(tuples) == 0:
         raise _fail("tuples table is empty: nothing to fit; run the few-shot rounds first (rounds >= 1)")
     missing_cols = [c for c in TUPLE_COLUMNS if c not in tuples.columns]
@@ -324,7 +315,7 @@ def build_problem(
             "tuples and priors describe different items"
         )
     kinds = tuples["kind"].astype(str).to_numpy()
-    bad_kind = ~np.isin(kinds, ["few_shot", "flip"])
+    bad_kind = ~np.isin(kinds, list(FEW_SHOT_KINDS))
     if bad_kind.any():
         raise _fail(f"tuples.kind '{kinds[bad_kind][0]}' is not few_shot or flip; only those rows belong in tuples")
     framing_str = tuples["framing"].astype(str).to_numpy()
@@ -382,7 +373,7 @@ def build_problem(
     )
     prior_score = np.clip(prior_score, -SCORE_CLIP, SCORE_CLIP)  # +-inf -> strong but finite; NaN stays missing
     prior_logit, calibration = calibrate_prior(prior_score, class_balance)
-    cons_item, cons_sub, sub_group, n_groups = _consistency(items, consistency_rule, n)
+    groups = _consistency(items, rule)
 
     known_scores = score[has_score]
     stats = (float(np.abs(known_scores).mean()), float(known_scores.std())) if known_scores.size else (1.0, 1.0)
@@ -413,12 +404,12 @@ def build_problem(
         flip_dir=ft(flip_dir),
         prior_logit=ft(prior_logit),
         prior_known=bt(np.isfinite(prior_score)),
-        cons_item=lt(cons_item),
-        cons_sub=lt(cons_sub),
-        sub_group=lt(sub_group),
-        n_subgroups=int(sub_group.shape[0]),
-        n_groups=n_groups,
-        consistency_rule=consistency_rule,
+        cons_item=lt(groups.item),
+        cons_sub=lt(groups.sub),
+        sub_group=lt(groups.sub_group),
+        n_subgroups=groups.n_subgroups,
+        n_groups=groups.n_groups,
+        consistency_rule=rule,
         balance=float(calibration["class_balance"]),
         calibration=calibration,
         score_stats=stats,

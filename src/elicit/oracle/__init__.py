@@ -2,26 +2,32 @@
 
 Public API:
     OracleConfig, OracleError, oracle_from_params   configuration (params.yaml `oracles.<name>`)
-    ask, ask_sync                                   the driver: query rows -> predictions, telemetry
+    open_oracle, gold_for_simulator                 the one factory that picks an oracle by kind (factory.py)
+    ask, ask_sync                                   the driver: query rows -> predictions, telemetry (client.py)
     embedded_server                                 start/stop the llama.cpp server (kind embedded)
     simulate, PRESETS, SimParams                    the simulated oracle
+The HTTP transport (retries, throttle, timeouts, response parsing, key scrubbing) is transport.py.
 """
 
-from elicit.oracle.base import Answer, OracleConfig, OracleError, oracle_from_params, score_of
+from elicit.oracle.base import Answer, Oracle, OracleConfig, OracleError, oracle_from_params, score_of
 from elicit.oracle.client import PREDICTION_COLUMNS, ask, ask_sync
 from elicit.oracle.embedded import embedded_server
+from elicit.oracle.factory import gold_for_simulator, open_oracle
 from elicit.oracle.simulated import PRESETS, SimParams, simulate
 
 __all__ = [
     "PREDICTION_COLUMNS",
     "PRESETS",
     "Answer",
+    "Oracle",
     "OracleConfig",
     "OracleError",
     "SimParams",
     "ask",
     "ask_sync",
     "embedded_server",
+    "gold_for_simulator",
+    "open_oracle",
     "oracle_from_params",
     "score_of",
     "simulate",

@@ -1,8 +1,9 @@
 """Oracle configuration, the oracle interface, and parsing of True/False answers from top logprobs.
 
 An oracle answers one prompt with the log-probability mass on "True" and on "False". Everything that
-varies between oracles (HTTP endpoint, embedded server, simulator) hides behind `Oracle`; the driver in
-`client.py` owns caching, ordering and telemetry so that all three behave the same.
+varies between oracles (HTTP endpoint, embedded server, simulator) hides behind `Oracle`, and `factory.py` is the
+one place that picks an implementation by ``kind``; the driver in `client.py` owns prompts, caching, ordering and
+telemetry so that all three behave the same.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from elicit.errors import ElicitError
+
 if TYPE_CHECKING:
     from elicit.oracle.simulated import SimParams
 
 
-class OracleError(RuntimeError):
+class OracleError(ElicitError, RuntimeError):
     """An oracle cannot be used as configured; the message is one line naming the cause and the fix."""
 
 
@@ -373,10 +376,21 @@ class Request:
 OnAnswer = Callable[[Request, Answer], None]
 
 
+def new_counters() -> dict[str, Any]:
+    """What one batch of calls counts (telemetry): what `Oracle.answer_many` returns."""
+    return {"calls": 0, "retries": 0, "prompt_tokens": 0, "completion_tokens": 0, "retry_wait_s": 0.0,
+            "throttle_wait_s": 0.0}  # fmt: skip
+
+
 class Oracle(Protocol):
     """Answers many requests, reporting each answer the moment it arrives (so it can be cached)."""
 
     name: str
+    n_ctx: int | None
+    """Prompt-token budget that few-shot context is fitted to; None = none (the simulator reads no text)."""
+    batch_writes: bool
+    """True: answers come all at once and go to the cache in one write after the batch (the simulator);
+    False: each is committed the moment it arrives, so a killed run loses nothing answered."""
 
     def identity(self) -> dict[str, Any]:
         """What identifies the model in cache keys (never a port, never a secret)."""
@@ -384,6 +398,10 @@ class Oracle(Protocol):
 
     def model_label(self) -> str:
         """The `model` column: stable across machines and restarts."""
+        ...
+
+    def request_key(self, query: Mapping[str, Any], payload: str | list[dict[str, str]]) -> str:
+        """The cache key of one request: everything its answer depends on (`cache.cache_key` of it)."""
         ...
 
     def answer_many(self, requests: Sequence[Request], on_answer: OnAnswer) -> Awaitable[dict[str, Any]]:

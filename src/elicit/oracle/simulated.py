@@ -49,7 +49,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from elicit.oracle.base import Answer, OnAnswer, OracleError, Request
+from elicit.oracle.base import Answer, OnAnswer, OracleError, Request, new_counters
+from elicit.oracle.cache import cache_key
 
 
 @dataclass(frozen=True)
@@ -247,6 +248,9 @@ def simulate(queries: pd.DataFrame, gold: Mapping[int, int], p: SimParams) -> pd
 class SimulatedOracle:
     """The simulator behind the Oracle interface: no server, ~0 cost per call."""
 
+    n_ctx: int | None = None  # it reads the structured query, not the prompt text: no context budget
+    batch_writes = True  # all answers come at once: one cache write after the batch
+
     def __init__(self, name: str, params: SimParams, gold: Mapping[int, int] | None, preset: str | None) -> None:
         if gold is None:
             raise OracleError(f"oracle '{name}': kind simulated needs gold labels; pass gold=... to ask")
@@ -266,11 +270,18 @@ class SimulatedOracle:
         ids = [int(query["target_id"]), *(int(c) for c in query["context_ids"])]
         return [_gold_of(self.gold, i) for i in ids]
 
+    def request_key(self, query: Mapping[str, Any], payload: str | list[dict[str, str]]) -> str:
+        """The structured query and the gold it sees (not the prompt text, which the simulator never reads)."""
+        structured = {"query": query, "gold": self.gold_context(query)}
+        return cache_key("simulated", self.identity(), "simulated", structured, {})
+
     async def answer_many(self, requests: Sequence[Request], on_answer: OnAnswer) -> dict[str, Any]:
+        counters = new_counters()
         if not requests:
-            return {"calls": 0, "retries": 0, "prompt_tokens": 0, "completion_tokens": 0}
+            return counters
         frame = pd.DataFrame([dict(r.query) for r in requests])
         lps = simulate(frame, self.gold, self.params)
         for req, lt, lf in zip(requests, lps["lp_true"], lps["lp_false"], strict=True):
             on_answer(req, Answer(None if pd.isna(lt) else float(lt), None if pd.isna(lf) else float(lf)))
-        return {"calls": len(requests), "retries": 0, "prompt_tokens": 0, "completion_tokens": 0}
+        counters["calls"] = len(requests)
+        return counters

@@ -13,13 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from elicit.config import SNAPSHOT_ENV, ParamsError, RunConfig, load_params, resolve_run
+from elicit.errors import ElicitError
 from elicit.io import confine_writes, write_json
 from elicit.paths import RunPaths
 
 log = logging.getLogger("elicit")
 
-# Errors that carry a user-facing, one-line message. Anything else is a bug and keeps its traceback.
-_USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, ConnectionError, RuntimeError)
+# Errors that carry a user-facing, one-line message (a missing input file: run the stage that writes it). Anything
+# else, a plain ValueError or RuntimeError included, is a bug and keeps its traceback.
+_USER_ERRORS: tuple[type[BaseException], ...] = (ElicitError, FileNotFoundError)
 
 
 def parser(description: str) -> argparse.ArgumentParser:

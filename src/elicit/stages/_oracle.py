@@ -1,7 +1,7 @@
-"""What oracle-calling stages share: the run's oracle config, templates, cache, and one server for the stage.
+"""What oracle-calling stages share: the run's oracle config, templates, cache, and one oracle for the stage.
 
 Gold goes to the oracle only when it is the simulator, which generates answers from the truth by design
-(DESIGN.md's gold rule); a real oracle never sees it.
+(DESIGN.md's gold rule; `elicit.oracle.gold_for_simulator`); a real oracle never sees it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from elicit.config import RunConfig
-from elicit.oracle import OracleConfig, OracleError, ask_sync, embedded_server, oracle_from_params
+from elicit.oracle import Oracle, OracleConfig, ask_sync, gold_for_simulator, open_oracle, oracle_from_params
 from elicit.paths import LOGS
 from elicit.prompts import Template, load_templates
 
@@ -32,31 +32,17 @@ def templates(run: RunConfig) -> list[Template]:
     return load_templates(TEMPLATES, run.dataset_params.get("templates") or run.dataset)
 
 
-def gold_for_simulator(items: pd.DataFrame, cfg: OracleConfig) -> dict[int, int] | None:
-    if cfg.kind != "simulated":
-        return None
-    col = cfg.truth_column
-    if col not in items.columns:
-        raise OracleError(
-            f"oracles.{cfg.name}.truth_column: items have no column '{col}'; use gold or one of "
-            f"{', '.join(c for c in items.columns if c not in ('item_id', 'text'))}"
-        )
-    known = items[items[col].notna()]
-    return {int(i): int(g) for i, g in zip(known["item_id"], known[col], strict=True)}
-
-
 def cache_dir(run: RunConfig) -> Path:
     return Path(run.section("oracle").get("cache_dir", ".cache/elicit"))
 
 
 class OracleSession:
-    """Ask the run's oracle many times from one stage; an embedded server is started once, on first need."""
+    """Ask the run's oracle many times from one stage: one oracle (`open_oracle`) for the whole stage, so an
+    embedded server is started once, for the first answer that is not cached (a cached re-run starts none), and
+    stopped when the session closes."""
 
-    def __init__(self, run: RunConfig, items: pd.DataFrame, job: str, persistent: bool = True) -> None:
-        """persistent: keep one embedded server for many asks (ICM, bootstrap); False lets each ask start a
-        server only when some answer is not cached (a single big ask, so a cached re-run starts none)."""
+    def __init__(self, run: RunConfig, items: pd.DataFrame, job: str) -> None:
         self.run = run
-        self.persistent = persistent
         self.cfg = oracle_config(run)
         self.templates = templates(run)
         self.items = items[["item_id", "text"]]
@@ -66,7 +52,7 @@ class OracleSession:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.telemetry: dict[str, Any] = dict.fromkeys(TELEMETRY_KEYS, 0)
         self._stack = ExitStack()
-        self._url: str | None = None
+        self._oracle: Oracle | None = None
 
     def __enter__(self) -> OracleSession:
         return self
@@ -76,20 +62,12 @@ class OracleSession:
 
     def ask(self, queries: pd.DataFrame, progress: bool = True) -> pd.DataFrame:
         """Predictions for query rows, in order; the `cached` flag goes to telemetry, not to the table."""
-        if self.persistent and self.cfg.kind == "embedded" and self._url is None:
-            self._url = self._stack.enter_context(
-                embedded_server(self.cfg, cache_dir=self.cache_dir, log_path=self.log_path)
+        if self._oracle is None:
+            self._oracle = self._stack.enter_context(
+                open_oracle(self.cfg, self.cache_dir, gold=self.gold, server_log=self.log_path)
             )
         preds, tel = ask_sync(
-            queries,
-            self.items,
-            self.cfg,
-            self.templates,
-            self.cache_dir,
-            self.gold,
-            progress,
-            server_url=self._url,
-            server_log=self.log_path,
+            queries, self.items, self.cfg, self.templates, self.cache_dir, progress=progress, oracle=self._oracle
         )
         for key in TELEMETRY_KEYS:
             self.telemetry[key] += int(tel.get(key) or 0)

@@ -30,13 +30,13 @@ def run() -> None:
     args = p.parse_args()
     cfg, paths = _cli.setup(args)
     section = OptimizeSection.from_params(cfg.section("optimize"))
-    selection = json.loads((args.selection or paths.dir / "selection.json").read_text())
+    selection = json.loads((args.selection or paths.selection).read_text())
     name = str(selection.get("selected"))
     if name not in section.configs:
         raise OptimizeError(
             f"selection.json names config '{name}', which optimize.configs no longer has; re-run select"
         )
-    out = args.out or paths.dir / "ablation"
+    out = args.out or paths.ablation
     with _cli.telemetry(paths.telemetry("ablate"), "ablate") as tel:
         items = pd.read_parquet(args.items or paths.items)
         priors = pd.read_parquet(args.priors or paths.priors)

@@ -10,6 +10,7 @@ import pandas as pd
 from elicit.datasets import DatasetConfig
 from elicit.evaluate import EvaluateConfig, diagnostics, evaluate, metrics_json
 from elicit.io import write_json, write_parquet
+from elicit.pipeline import label_methods
 from elicit.stages import _cli
 from elicit.stages._labels import read_methods
 
@@ -22,7 +23,7 @@ def run() -> None:
     p.add_argument("--json", type=Path, help="metrics.json")
     args = p.parse_args()
     cfg, paths = _cli.setup(args)
-    folders = args.labels or sorted(p for p in (paths.dir / "labels").iterdir() if p.is_dir())
+    folders = args.labels or [paths.labels_dir(m) for m in label_methods(cfg.params, {"run": cfg.name})]
     with _cli.telemetry(paths.telemetry("evaluate"), "evaluate") as tel:
         items = pd.read_parquet(args.items or paths.items)
         labels = read_methods(folders)

@@ -29,7 +29,7 @@ def run() -> None:
         rule = DatasetConfig.from_params(cfg.dataset, cfg.dataset_params).consistency
         labels = export_labels(selected, items)
         pairs = dpo_pairs(items, selected, rule)
-        out = fresh_dir(args.out or paths.dir / "export")
+        out = fresh_dir(args.out or paths.export)
         write_parquet(labels, out / "labels.parquet")
         write_text(to_jsonl(labels), out / "labels.jsonl")
         write_text(to_jsonl(pairs), out / "dpo_pairs.jsonl")

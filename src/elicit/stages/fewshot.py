@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 
 from elicit.baselines import BootstrapConfig, FewShotConfig, bootstrap_fewshot, golden_fewshot, random_fewshot
+from elicit.contracts import FEWSHOT_METHODS
 from elicit.datasets import DatasetConfig
 from elicit.io import write_parquet
-from elicit.pipeline import FEWSHOT_METHODS
 from elicit.stages import _cli
 from elicit.stages._labels import fresh_dir, write_labels
 from elicit.stages._oracle import OracleSession

@@ -33,7 +33,7 @@ def run() -> None:
             queries = zero_shot_queries(items, [t.id for t in templates(cfg)])
         else:
             queries = pd.read_parquet(args.plan or paths.plan(r))
-        with OracleSession(cfg, items, job, persistent=False) as session:
+        with OracleSession(cfg, items, job) as session:
             preds = session.ask(queries)
         tel.update(session.telemetry, oracle=cfg.oracle, round=r, queries=len(queries))
         write_parquet(preds, out)

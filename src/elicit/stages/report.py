@@ -8,10 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
 from elicit.datasets import DatasetConfig
 from elicit.evaluate import diagnostics
 from elicit.io import write_text
+from elicit.paths import RunPaths
+from elicit.pipeline import label_methods, resolved_params
 from elicit.plots import make_plots
 from elicit.report import ReportConfig, gold_best_config, method_costs, render_report
 from elicit.stages import _cli
@@ -31,9 +34,11 @@ def _side_files(folders: list[Path]) -> tuple[dict[str, Any], dict[str, Any]]:
     return curves, nuisance
 
 
-def read_telemetry(run_dir: Path) -> list[dict[str, Any]]:
-    """Every job's ``telemetry/<job>.json`` of one run, in file-name order."""
-    return [json.loads(f.read_text()) for f in sorted((run_dir / "telemetry").glob("*.json"))]
+def read_telemetry(paths: RunPaths) -> list[dict[str, Any]]:
+    """Every job's ``telemetry/<job>.json`` of one run, in file-name order: whatever is there, by design no declared
+    input (``elicit.pipeline``), used for costs and time only."""
+    pattern = paths.telemetry("*")
+    return [json.loads(f.read_text()) for f in sorted(pattern.parent.glob(pattern.name))]
 
 
 def run_card(
@@ -59,7 +64,7 @@ def run_card(
         "class_balance": float(gold.astype(float).mean()) if len(gold) else None,
         "model": model,
         "endpoint": oracle.get("endpoint", "completions"),
-        "params": cfg.params,
+        "params": resolved_params(cfg.params, cfg.name),  # what the run's stages saw, as params.resolved.yaml
         "hygiene": hygiene,
     }
 
@@ -74,12 +79,13 @@ def run() -> None:
     p.add_argument("--hygiene", type=Path, help="hygiene.json of the load stage (duplicate counts)")
     p.add_argument("--out", type=Path, help="report.html")
     p.add_argument("--plots", type=Path, help="folder for the PNG plots")
+    p.add_argument("--resolved", type=Path, help="params.resolved.yaml: the run's resolved params, shown in the report")
     args = p.parse_args()
     cfg, paths = _cli.setup(args)
     rounds = int(cfg.section("base")["rounds"])
-    folders = args.labels or sorted(p for p in (paths.dir / "labels").iterdir() if p.is_dir())
+    folders = args.labels or [paths.labels_dir(m) for m in label_methods(cfg.params, {"run": cfg.name})]
     pred_files = args.predictions or [paths.predictions(r) for r in range(rounds + 1)]
-    selection_path = args.selection or paths.dir / "selection.json"
+    selection_path = args.selection or paths.selection
     hygiene_path = args.hygiene or paths.hygiene
     with _cli.telemetry(paths.telemetry("report"), "report") as tel:
         items = pd.read_parquet(args.items or paths.items)
@@ -89,7 +95,7 @@ def run() -> None:
         selection = json.loads(selection_path.read_text()) if selection_path.exists() else None
         if selection is not None:  # the report may read gold: name the gold-best config, as an upper bound only
             selection = dict(selection, gold_best=gold_best_config(metrics, list(selection.get("scores", {}))))
-        telemetry = read_telemetry(paths.dir)
+        telemetry = read_telemetry(paths)
         curves, nuisance = _side_files(folders)
         costs = method_costs(labels, telemetry)
         rcfg = ReportConfig.from_dict(cfg.section("report"))
@@ -106,7 +112,7 @@ def run() -> None:
             selection=selection,
             reliability_bins=rcfg.reliability_bins,
         )
-        plot_dir = fresh_dir(args.plots or paths.dir / "plots")
+        plot_dir = fresh_dir(args.plots or paths.plots)
         for name, png in plots.items():
             if png:
                 (plot_dir / f"{name}.png").write_bytes(png)
@@ -124,6 +130,7 @@ def run() -> None:
             title_prefix=rcfg.title_prefix,
             costs=costs,
         )
+        write_text(yaml.safe_dump(card["params"], sort_keys=False, allow_unicode=True), args.resolved or paths.resolved)
         write_text(html, args.out or paths.report)
         tel.update(plots=sum(1 for v in plots.values() if v), methods=len(labels))
 

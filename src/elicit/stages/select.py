@@ -43,7 +43,7 @@ def run() -> None:
             "details": scores,
             "gold_best": None,  # chosen without gold; evaluate/report name the gold-best config as an upper bound
         }
-        write_json(selection, args.selection or paths.dir / "selection.json")
+        write_json(selection, args.selection or paths.selection)
         tel.update(selected=name)
 
 

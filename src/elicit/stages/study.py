@@ -8,13 +8,15 @@ import argparse
 import json
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from elicit.config import load_params, resolve_run
+from elicit.errors import ElicitError
 from elicit.io import write_parquet, write_text
-from elicit.paths import RunPaths
+from elicit.paths import STUDY, STUDY_HTML, STUDY_MARKDOWN, STUDY_NOTES, RunPaths
 from elicit.report import method_costs, render_summary
 from elicit.stages import _cli
 from elicit.stages.report import read_telemetry, run_card
@@ -23,35 +25,75 @@ from elicit.study import StudyRun, long_table, markdown
 COMMAND = "uv run snakemake --cores 2 study"
 
 
-def read_run(name: str, params: dict) -> StudyRun:
+@dataclass(frozen=True)
+class RunFiles:
+    """What the study reads of one run, every path a flag (``results/<run>/...`` by default)."""
+
+    metrics: Path
+    metrics_json: Path
+    items: Path
+    selection: Path
+    ablation: Path | None
+    """the run's ablation folder if it is one of ``study.ablate``."""
+
+
+def read_run(name: str, params: dict, files: RunFiles) -> StudyRun:
     """A run's tables as the study needs them (metrics, telemetry, selection, ablations)."""
-    paths = RunPaths(name)
     cfg = resolve_run(params, name)
-    telemetry = read_telemetry(paths.dir)
-    metrics = pd.read_parquet(paths.metrics)
-    card = run_card(cfg, pd.read_parquet(paths.items), telemetry)
-    selection_path = paths.dir / "selection.json"
-    ablation_path = paths.dir / "ablation" / "ablation.parquet"
+    telemetry = read_telemetry(RunPaths(name))
+    metrics = pd.read_parquet(files.metrics)
+    card = run_card(cfg, pd.read_parquet(files.items), telemetry)
+    ablation = files.ablation / "ablation.parquet" if files.ablation else None
     walls = [float(t["wall_s"]) for t in telemetry if isinstance(t.get("wall_s"), int | float)]
     return StudyRun(
         card=card,
         metrics=metrics,
         costs=method_costs(set(metrics["method"].astype(str)), telemetry),
-        selection=json.loads(selection_path.read_text()) if selection_path.exists() else None,
-        ablation=pd.read_parquet(ablation_path) if ablation_path.exists() else None,
+        selection=json.loads(files.selection.read_text()) if files.selection.exists() else None,
+        ablation=pd.read_parquet(ablation) if ablation and ablation.exists() else None,
         wall_s=sum(walls) if walls else None,
-        metrics_json=json.loads(paths.metrics_json.read_text()) if paths.metrics_json.exists() else {},
+        metrics_json=json.loads(files.metrics_json.read_text()) if files.metrics_json.exists() else {},
     )
+
+
+def run_files(args: argparse.Namespace, names: list[str], ablate: list[str]) -> dict[str, RunFiles]:
+    """Each run's files from the flags (in the order of --runs; ablations in the order of --ablate), else defaults."""
+    per_run = {}
+    for flag in ("metrics", "metrics_json", "items", "selection"):
+        given = getattr(args, flag)
+        if given is not None and len(given) != len(names):
+            raise ElicitError(f"--{flag.replace('_', '-')} must name one file per run of --runs, in the same order")
+        per_run[flag] = given or [getattr(RunPaths(n), flag) for n in names]
+    ablations = args.ablations if args.ablations is not None else [RunPaths(n).ablation for n in ablate]
+    if len(ablations) != len(ablate):
+        raise ElicitError("--ablations must name one folder per run of --ablate, in the same order")
+    folders = dict(zip(ablate, ablations, strict=True))
+    return {
+        n: RunFiles(
+            metrics=Path(per_run["metrics"][i]),
+            metrics_json=Path(per_run["metrics_json"][i]),
+            items=Path(per_run["items"][i]),
+            selection=Path(per_run["selection"][i]),
+            ablation=folders.get(n),
+        )
+        for i, n in enumerate(names)
+    }
 
 
 def run() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--params", default="params.yaml")
     p.add_argument("--runs", nargs="+", help="runs in the table (default: study.runs)")
-    p.add_argument("--out", type=Path, default=Path("results/study/summary.parquet"))
-    p.add_argument("--html", type=Path, default=Path("results/study/summary.html"))
-    p.add_argument("--markdown", type=Path, default=Path("docs/results.md"))
-    p.add_argument("--notes", type=Path, default=Path("docs/results_notes.md"), help="hand-written part of the page")
+    p.add_argument("--metrics", type=Path, nargs="+", help="results/<run>/metrics.parquet, in the order of --runs")
+    p.add_argument("--metrics-json", type=Path, nargs="+", help="results/<run>/metrics.json, in the order of --runs")
+    p.add_argument("--items", type=Path, nargs="+", help="results/<run>/items.parquet, in the order of --runs")
+    p.add_argument("--selection", type=Path, nargs="+", help="results/<run>/selection.json, in the order of --runs")
+    p.add_argument("--ablate", nargs="*", help="runs whose ablations are shown (default: study.ablate)")
+    p.add_argument("--ablations", type=Path, nargs="*", help="results/<run>/ablation, in the order of --ablate")
+    p.add_argument("--out", type=Path, default=Path(STUDY))
+    p.add_argument("--html", type=Path, default=Path(STUDY_HTML))
+    p.add_argument("--markdown", type=Path, default=Path(STUDY_MARKDOWN))
+    p.add_argument("--notes", type=Path, default=Path(STUDY_NOTES), help="hand-written part of the page")
     p.add_argument(
         "--allow-missing",
         action="store_true",
@@ -60,15 +102,17 @@ def run() -> None:
     args = p.parse_args()
     logging.basicConfig(level="INFO", stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     params = load_params(args.params)
-    names = args.runs or list((params.get("study") or {}).get("runs") or [])
+    study = params.get("study") or {}
+    names = args.runs or list(study.get("runs") or [])
     if not names:
-        raise ValueError("no runs to study: list them under study.runs in params.yaml, or pass --runs")
-    missing = [n for n in names if not RunPaths(n).metrics.exists()]
+        raise ElicitError("no runs to study: list them under study.runs in params.yaml, or pass --runs")
+    files = run_files(args, names, args.ablate if args.ablate is not None else list(study.get("ablate") or []))
+    missing = [n for n in names if not files[n].metrics.exists()]
     if missing and not args.allow_missing:
         raise FileNotFoundError(
             f"runs without results: {', '.join(missing)}; build them (snakemake study) or pass --allow-missing"
         )
-    runs = [read_run(name, params) for name in names if name not in missing]
+    runs = [read_run(name, params, files[name]) for name in names if name not in missing]
     table = long_table(runs)
     _, html = render_summary([(r.card, r.metrics) for r in runs], title="Elicitation study")
     total = sum(r.wall_s or 0.0 for r in runs)

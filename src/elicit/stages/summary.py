@@ -11,8 +11,9 @@ from pathlib import Path
 import pandas as pd
 
 from elicit.config import load_params, resolve_run
+from elicit.errors import ElicitError
 from elicit.io import write_parquet, write_text
-from elicit.paths import RunPaths
+from elicit.paths import SUMMARY, SUMMARY_HTML, RunPaths
 from elicit.report import render_summary
 from elicit.stages import _cli
 from elicit.stages.report import read_telemetry, run_card
@@ -24,8 +25,8 @@ def run() -> None:
     p.add_argument("--runs", nargs="+", help="runs to summarise (default: summary.runs)")
     p.add_argument("--metrics", type=Path, nargs="+", help="results/<run>/metrics.parquet, in the order of --runs")
     p.add_argument("--items", type=Path, nargs="+", help="results/<run>/items.parquet, in the order of --runs")
-    p.add_argument("--out", type=Path, default=Path("results/summary.parquet"))
-    p.add_argument("--html", type=Path, default=Path("results/summary.html"))
+    p.add_argument("--out", type=Path, default=Path(SUMMARY))
+    p.add_argument("--html", type=Path, default=Path(SUMMARY_HTML))
     args = p.parse_args()
     logging.basicConfig(level="INFO", stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     params = load_params(args.params)
@@ -33,11 +34,11 @@ def run() -> None:
     metrics_files = args.metrics or [RunPaths(r).metrics for r in names]
     items_files = args.items or [RunPaths(r).items for r in names]
     if not len(names) == len(metrics_files) == len(items_files):
-        raise ValueError("--runs, --metrics and --items must name the same runs in the same order")
+        raise ElicitError("--runs, --metrics and --items must name the same runs in the same order")
     runs = []
     for name, metrics_path, items_path in zip(names, metrics_files, items_files, strict=True):
         cfg = resolve_run(params, name)
-        telemetry = read_telemetry(RunPaths(name).dir)
+        telemetry = read_telemetry(RunPaths(name))
         card = run_card(cfg, pd.read_parquet(items_path), telemetry)
         runs.append((card, pd.read_parquet(metrics_path)))
     table, html = render_summary(runs)

@@ -8,10 +8,9 @@ from pathlib import Path
 import pandas as pd
 
 from elicit.baselines import dawid_skene, few_shot_mean, majority_vote, zero_shot, zero_shot_calibrated
+from elicit.contracts import VOTE_METHODS as METHODS
 from elicit.stages import _cli
 from elicit.stages._labels import fresh_dir, write_labels
-
-METHODS = ("zero_shot", "zero_shot_calibrated", "few_shot_mean", "majority_vote", "dawid_skene")
 
 
 def run() -> None:

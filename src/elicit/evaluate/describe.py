@@ -1,0 +1,415 @@
+"""Describe label sets without gold, and say in words what a run's numbers mean.
+
+Gold-free diagnostics (:func:`diagnostics`, valid for runs without gold too): agreement between methods and
+seeds, flips against zero-shot, positive rates, consistency violations under the dataset's rule (counted by
+``elicit.contracts``, the same count the baselines and the optimizer's layout use), labels that track a known
+nuisance feature, adversarial-start notes. Then the glue that turns the metrics table and the diagnostics into
+``metrics.json`` and the report's verdict lines (the decision itself is :mod:`elicit.verdicts`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from elicit.contracts import UNLABELLED, ConsistencyRule, items_layout, violations
+from elicit.evaluate.metrics import (
+    BASE_METRICS,
+    COUNT_METRICS,
+    MEAN_SEED,
+    Comparison,
+    Labels,
+    compare,
+    gold_counts,
+    gold_items,
+    metric_row,
+    seed_mean_p,
+    undefined_metrics,
+)
+from elicit.verdicts import RunVerdict, decide, min_items, worst_case_half_width
+
+# ---------------------------------------- diagnostics
+
+
+def consistency_violations(
+    hard: pd.Series, items: pd.DataFrame, rule: ConsistencyRule | str | None
+) -> dict[str, float | int] | None:
+    """Groups breaking the dataset's logical rule (:func:`elicit.contracts.violations` > 0), for hard labels
+    indexed by item_id.
+
+    Only labelled items take part. Returns None when the rule is ``none``, items have no consistency groups, or
+    no labelled item is in one. A group counts when at least two of its labelled items take part (one item
+    cannot contradict itself), or one under ``exactly_one_true``; under ``same_answer_same_label`` an item
+    without an answer_key takes no part.
+    """
+    rule = ConsistencyRule.parse(rule)
+    if rule is ConsistencyRule.NONE or "consistency_id" not in items.columns:
+        return None
+    df = items.loc[items["consistency_id"].notna()]
+    label = df["item_id"].map(hard)
+    df, label = df[label.notna()], label[label.notna()]
+    if df.empty:
+        return None
+    groups = items_layout(df, rule, min_size=1 if rule.needs_a_true else 2)
+    ids = df["item_id"].to_numpy(dtype=np.int64)
+    y = np.full(int(ids.max()) + 1, UNLABELLED, dtype=np.int64)
+    y[ids] = label.to_numpy(dtype=np.int64)
+    n_groups = groups.n_groups
+    n_bad = int((violations(groups, y) > 0).sum())
+    return {"groups": n_groups, "violations": n_bad, "rate": n_bad / n_groups if n_groups else 0.0}
+
+
+def diagnostics(labels: Labels, items: pd.DataFrame, rule: ConsistencyRule | str | None = None) -> dict[str, Any]:
+    """Gold-free descriptions of the label sets (valid for runs without gold too).
+
+    * ``agreement``: pairwise fraction of items with the same hard label (seed-averaged p >= 0.5), on items
+      both methods labelled; ``{"methods": [...], "matrix": [[...]]}``.
+    * ``seed_agreement``: mean pairwise agreement between the seeds of a method (methods with >= 2 seeds).
+    * ``flip_rate_vs_zero_shot``: fraction of items whose hard label differs from zero_shot's.
+    * ``positive_rate``: fraction labelled 1 (collapse shows up here first).
+    * ``consistency_violations``: per method ``{groups, violations, rate}`` under the dataset's rule (an
+      unknown rule raises one line naming the valid ones).
+    """
+    rule = ConsistencyRule.parse(rule)
+    ids = np.sort(items["item_id"].to_numpy())
+    methods = sorted(m for m in labels if labels[m])
+    out: dict[str, Any] = {
+        "n_items": len(ids),
+        "has_gold": bool(not gold_items(items).empty),
+        "methods": methods,
+        "consistency_rule": str(rule),
+        "notes": [],
+    }
+    hard = np.full((len(methods), len(ids)), np.nan)
+    for i, m in enumerate(methods):
+        p = seed_mean_p(labels[m], ids)
+        hard[i] = np.where(np.isfinite(p), (p >= 0.5).astype(float), np.nan)
+    valid = np.isfinite(hard).astype(float)
+    one = (hard == 1).astype(float)
+    zero = (hard == 0).astype(float)
+    both = valid @ valid.T
+    agree = one @ one.T + zero @ zero.T
+    matrix = np.divide(agree, both, out=np.zeros_like(agree), where=both > 0)
+    out["agreement"] = {"methods": methods, "matrix": [[round(float(v), 6) for v in row] for row in matrix]}
+    out["positive_rate"] = {
+        m: float(one[i].sum() / valid[i].sum()) for i, m in enumerate(methods) if valid[i].sum() > 0
+    }
+    if "zero_shot" in methods:
+        z = methods.index("zero_shot")
+        out["flip_rate_vs_zero_shot"] = {
+            m: float(1.0 - matrix[i, z]) for i, m in enumerate(methods) if m != "zero_shot"
+        }
+    else:
+        out["flip_rate_vs_zero_shot"] = {}
+        out["notes"].append("zero_shot labels absent: flip rates not computed")
+
+    seed_agreement: dict[str, float] = {}
+    for m in methods:
+        seeds = sorted(labels[m])
+        if len(seeds) < 2:
+            continue
+        h = np.vstack([seed_mean_p({s: labels[m][s]}, ids) for s in seeds])
+        v = np.isfinite(h).astype(float)
+        o, z_ = ((h >= 0.5) & (v > 0)).astype(float), ((h < 0.5) & (v > 0)).astype(float)
+        b = v @ v.T
+        a = np.divide(o @ o.T + z_ @ z_.T, b, out=np.zeros_like(b), where=b > 0)
+        iu = np.triu_indices(len(seeds), k=1)
+        seed_agreement[m] = float(a[iu].mean())
+    out["seed_agreement"] = seed_agreement
+    out["notes"] += adversarial_start_notes(methods, matrix)
+    out["nuisance_agreement"], nuisance_notes = nuisance_agreement(methods, hard, items, ids)
+    out["notes"] += nuisance_notes
+
+    viol: dict[str, dict[str, float | int]] = {}
+    if rule.by_answer:  # PHASE 1 (refactor only): the old behaviour, removed by the gsm8k fix
+        out["notes"].append(f"consistency rule '{rule}' is unknown to evaluate: violations not counted")
+    else:
+        for i, m in enumerate(methods):
+            series = pd.Series(hard[i], index=ids).dropna()
+            res = consistency_violations(series, items, rule)
+            if res is not None:
+                viol[m] = res
+    out["consistency_violations"] = viol
+    return out
+
+
+NUISANCE_WARN = 0.75
+"""Agreement (either direction) with a known non-truth feature from which labels count as tracking it."""
+
+
+def nuisance_agreement(
+    methods: Sequence[str], hard: np.ndarray, items: pd.DataFrame, ids: np.ndarray
+) -> tuple[dict[str, float], list[str]]:
+    """Per method, the fraction of items whose hard label equals the items' known ``nuisance`` feature (e.g. a
+    liberal stance), and a warning for each method at or beyond :data:`NUISANCE_WARN` in either direction:
+    such labels may follow that salient feature instead of the task (Canavan et al.'s second challenge)."""
+    if "nuisance" not in items.columns:
+        return {}, []
+    nu = (
+        pd.Series(
+            pd.to_numeric(items["nuisance"], errors="coerce").astype("Float64").to_numpy(dtype=float, na_value=np.nan),
+            index=items["item_id"].to_numpy(),
+        )
+        .reindex(ids)
+        .to_numpy()
+    )
+    known = np.isfinite(nu)
+    if not known.any():
+        return {}, []
+    out: dict[str, float] = {}
+    notes = []
+    for i, m in enumerate(methods):
+        ok = known & np.isfinite(hard[i])
+        if not ok.any():
+            continue
+        a = float(np.mean(hard[i][ok] == nu[ok]))
+        out[m] = a
+        if max(a, 1.0 - a) >= NUISANCE_WARN:
+            side = "label 1" if a >= 0.5 else "label 0"
+            notes.append(
+                f"Warning: {m} labels follow the known nuisance feature (nuisance = 1 gets {side}) on "
+                f"{100 * max(a, 1.0 - a):.0f} % of {int(ok.sum())} items: they may track that feature, not the task."
+            )
+    return out, notes
+
+
+INVERTED_SUFFIX = "_inverted_init"
+
+
+def adversarial_start_notes(methods: Sequence[str], agreement: np.ndarray) -> list[str]:
+    """One note per adversarial-start ablation ``<config>_inverted_init`` (started from the inverted zero-shot
+    labels): how far it came back towards zero-shot and whether it reached its normally started twin."""
+    notes = []
+    for i, m in enumerate(methods):
+        if not m.endswith(INVERTED_SUFFIX):
+            continue
+        parts = []
+        if "zero_shot" in methods:
+            parts.append(
+                f"agrees with zero_shot on {100 * agreement[i, methods.index('zero_shot')]:.0f} % (0 % at the start)"
+            )
+        twin = m[: -len(INVERTED_SUFFIX)]
+        if twin in methods:
+            a = float(agreement[i, methods.index(twin)])
+            verdict = (
+                "it escaped the wrong basin" if a >= 0.9 else "the start decides the labels: a wrong basin persists"
+            )
+            parts.append(f"with {twin} (normal start) on {100 * a:.0f} %: {verdict}")
+        if parts:
+            notes.append(f"Adversarial start {m}: " + "; ".join(parts) + ".")
+    return notes
+
+
+# ---------------------------------------- metrics.json
+
+
+def _clean(v: float) -> float | None:
+    return None if v is None or not math.isfinite(v) else round(float(v), 6)
+
+
+def metrics_json(metrics: pd.DataFrame, diagnostics: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``metrics.json`` for DVC: ``method -> metric -> number`` (seed means; CIs as ``_ci_low/_ci_high``).
+
+    ``accuracy_ci_*`` is the bootstrap CI of the seed-averaged accuracy and ``<metric>_std`` the spread over
+    seeds. Scalar gold-free diagnostics are merged into each method's entry, so gold-less runs still have
+    numbers to diff. A metric undefined on this run's data (:func:`undefined_metrics`, e.g. AUROC with one
+    gold class) is ``null`` with its reason in ``<metric>_na``; no value is ever NaN.
+    """
+    out: dict[str, dict[str, float | str | None]] = {}
+
+    def put(method: str, key: str, value: float | None) -> None:
+        v = _clean(value) if value is not None else None
+        if v is not None:
+            out.setdefault(method, {})[key] = v
+
+    mean_rows = metrics[metrics["seed"] == MEAN_SEED]
+    for method, metric, value, lo, hi in zip(
+        mean_rows["method"].astype(str).tolist(),
+        mean_rows["metric"].astype(str).tolist(),
+        mean_rows["value"].to_numpy(dtype=float).tolist(),
+        mean_rows["ci_low"].to_numpy(dtype=float).tolist(),
+        mean_rows["ci_high"].to_numpy(dtype=float).tolist(),
+        strict=True,
+    ):
+        if metric in BASE_METRICS:
+            put(method, metric, value)
+            put(method, f"{metric}_std", (hi - lo) / 2.0)
+        elif metric in COUNT_METRICS:
+            put(method, metric, value)
+        elif metric == "accuracy_seed_mean":
+            put(method, "accuracy_ci_low", lo)
+            put(method, "accuracy_ci_high", hi)
+        else:
+            put(method, metric, value)
+            put(method, f"{metric}_ci_low", lo)
+            put(method, f"{metric}_ci_high", hi)
+    if diagnostics:
+        for key in ("flip_rate_vs_zero_shot", "positive_rate", "seed_agreement", "nuisance_agreement"):
+            for method, v in (diagnostics.get(key) or {}).items():
+                put(method, key, v)
+        for method, res in (diagnostics.get("consistency_violations") or {}).items():
+            put(method, "consistency_violation_rate", res.get("rate"))
+    undefined = undefined_metrics(metrics)
+    for method in sorted(set(metrics.loc[metrics["metric"] == "accuracy", "method"].astype(str))):
+        for metric, reason in undefined.items():
+            out.setdefault(method, {}).update({metric: None, f"{metric}_na": reason})
+    return {m: dict(sorted(v.items())) for m, v in sorted(out.items())}
+
+
+# ---------------------------------------- verdict
+
+
+def _pts(x: float) -> str:
+    return f"{100 * x:.1f}"
+
+
+def _describe(c: Comparison, a_name: str, b_name: str) -> str:
+    """One sentence: does a beat b, by how much, with which CI, and do the CIs overlap."""
+    size = f"{_pts(abs(c.diff))} points"
+    ci = f" (95 % CI [{100 * c.ci_low:+.1f}, {100 * c.ci_high:+.1f}])" if c.paired else ""  # type: ignore[operator]
+    if c.significant and c.diff > 0:
+        head = f"{a_name} beats {b_name} by {size}{ci}"
+    elif c.significant and c.diff < 0:
+        head = f"{a_name} is worse than {b_name} by {size}{ci}"
+    else:
+        head = f"{a_name} does not clearly beat {b_name}: difference {100 * c.diff:+.1f} points{ci}"
+    acc = f"accuracy {_pts(c.a_accuracy)} % vs {_pts(c.b_accuracy)} %"
+    overlap = "their CIs overlap" if c.overlap else "their CIs do not overlap"
+    return f"{head}; {acc}, {overlap}."
+
+
+CHEAP_BASELINES: tuple[str, ...] = ("zero_shot", "few_shot_mean")
+"""What the selected labels must beat (zero_shot is required for a verdict, few_shot_mean counts when present)."""
+
+
+def _target(metrics: pd.DataFrame, selection: Mapping[str, Any] | None) -> tuple[str | None, str | None]:
+    """(method whose rows are the selected labels, or None; the selected config's name, or None)."""
+    sel = str(selection.get("selected")) if selection and selection.get("selected") else None
+    present = set(metrics["method"])
+    return ("selected" if "selected" in present else sel if sel in present else None), sel
+
+
+def headline(
+    metrics: pd.DataFrame, selection: Mapping[str, Any] | None = None, *, n_items: int | None = None
+) -> RunVerdict:
+    """The run's verdict (:func:`elicit.verdicts.decide`) from a metrics table.
+
+    The size of the evaluation set comes from the table's ``n_gold`` rows; ``n_items`` is the fallback for
+    tables written without them (the report passes the run's item count).
+    """
+    if metrics.empty or not (metrics["metric"] == "accuracy").any():
+        return decide(has_gold=False, n_gold=None, golden_vs_zero_shot=None, selected_vs_baselines=None)
+    counts = gold_counts(metrics)
+    target, _ = _target(metrics, selection)
+    versus: list[Comparison] = []
+    for ref in CHEAP_BASELINES:
+        c = compare(metrics, target, ref) if target is not None else None
+        if c is None and ref == "zero_shot":
+            break  # no verdict on the method without zero-shot
+        if c is not None:
+            versus.append(c)
+    return decide(
+        has_gold=True,
+        n_gold=counts.n if counts is not None else n_items,
+        golden_vs_zero_shot=compare(metrics, "golden_fewshot", "zero_shot"),
+        selected_vs_baselines=versus,
+    )
+
+
+def _too_few_lines(metrics: pd.DataFrame, selection: Mapping[str, Any] | None, n: int | None) -> list[str]:
+    """The verdict of a run too small to conclude anything: say so, and give the raw accuracies for the record."""
+    width = (
+        f": zero-shot accuracy's 95 % interval could be ±{100 * worst_case_half_width(n):.0f} points wide" if n else ""
+    )
+    lines = [
+        f"Only {n if n is not None else 'a few'} gold items{width}; a verdict needs at least {min_items()} gold "
+        "items (±15 points). At this size neither the comparisons between methods, nor the oracle's strength, "
+        "nor its fitted biases can be told from noise."
+    ]
+    target, sel = _target(metrics, selection)
+    names = [(target, f"selected ({sel})" if sel else "selected")] if target else []
+    names += [("zero_shot", "zero-shot"), ("few_shot_mean", "few-shot mean"), ("golden_fewshot", "golden few-shot")]
+    accs = [f"{name} {_pts(r.value)} %" for m, name in names if (r := metric_row(metrics, m, "accuracy_seed_mean"))]
+    if accs:
+        lines.append(f"Observed accuracy, for the record only: {', '.join(accs)}.")
+    return lines
+
+
+def verdict(metrics: pd.DataFrame, selection: Mapping[str, Any] | None = None, *, n_items: int | None = None) -> str:
+    """The report's first lines, in plain words: did the selected labels beat just asking the model?
+
+    The decision is :func:`headline` (one rule, in :mod:`elicit.verdicts`); these lines give its evidence. One
+    sentence per line: oracle strength (only when golden few-shot does not beat zero-shot), selected vs
+    zero-shot, selected vs the few-shot mean, PGR, oracle strength when fine, and the gold-best upper bound. A
+    run too small to conclude (:attr:`RunVerdict.TOO_FEW_ITEMS`) says so instead, with the raw accuracies.
+    """
+    decided = headline(metrics, selection, n_items=n_items)
+    if decided is RunVerdict.NO_GOLD:
+        return (
+            "No gold labels: only unsupervised diagnostics (agreement between methods and seeds, flips "
+            "against zero-shot, consistency violations). Whether the labels beat zero-shot cannot be "
+            "measured on this run."
+        )
+    if decided is RunVerdict.TOO_FEW_ITEMS:
+        counts = gold_counts(metrics)
+        return "\n".join(_too_few_lines(metrics, selection, counts.n if counts is not None else n_items))
+    lines: list[str] = []
+    tail: list[str] = []
+    golden = compare(metrics, "golden_fewshot", "zero_shot")
+    if golden is None:
+        tail.append(
+            "Golden few-shot or zero-shot is not available, so it is unknown whether this oracle can use "
+            "labelled examples at all."
+        )
+    elif not (golden.significant and golden.diff > 0):
+        ci = (
+            f"95 % CI [{100 * golden.ci_low:+.1f}, {100 * golden.ci_high:+.1f}]"  # type: ignore[operator]
+            if golden.paired
+            else "CIs overlap"
+        )
+        evidence = (
+            f"({_pts(golden.a_accuracy)} % vs {_pts(golden.b_accuracy)} %, difference {100 * golden.diff:+.1f} "
+            f"points, {ci})"
+        )
+        if decided is RunVerdict.ORACLE_TOO_WEAK:
+            lines.append(
+                f"This oracle is too weak for this task — golden few-shot does not beat zero-shot {evidence}; use "
+                "a larger model. Label-free methods cannot be expected to beat zero-shot when even gold examples "
+                "do not help."
+            )
+        else:  # the selected labels beat the baselines although gold examples do not help this oracle
+            tail.append(f"Golden few-shot does not beat zero-shot {evidence}, yet the selected labels do.")
+    else:
+        tail.append(
+            f"Golden few-shot beats zero-shot by {_pts(golden.diff)} points, so this oracle can use labelled "
+            "examples: there is a gap for label-free methods to recover."
+        )
+    target, sel = _target(metrics, selection)
+    if target is None:
+        lines.append("No selected labels were evaluated, so there is no verdict on the method.")
+    else:
+        how = f", chosen without gold by {selection['method']}," if selection and selection.get("method") else ""
+        name = f"The selected config {sel}{how}" if sel else "The selected config"
+        for ref, ref_name in (("zero_shot", "zero-shot"), ("few_shot_mean", "the few-shot mean")):
+            c = compare(metrics, target, ref)
+            if c is None:
+                lines.append(f"{ref_name[0].upper()}{ref_name[1:]} is not available for comparison.")
+            else:
+                lines.append(_describe(c, name if ref == "zero_shot" else "It", ref_name))
+        pgr = metric_row(metrics, target, "pgr")
+        if pgr is not None:
+            lines.append(
+                f"It recovers {100 * pgr.value:.0f} % of the gap between zero-shot and golden few-shot "
+                f"(PGR 95 % CI [{100 * pgr.ci_low:.0f} %, {100 * pgr.ci_high:.0f} %])."
+            )
+    lines.extend(tail)
+    if selection and selection.get("gold_best") and selection.get("gold_best") != sel:
+        gb = str(selection["gold_best"])
+        row = metric_row(metrics, gb, "accuracy_seed_mean")
+        acc = f" ({_pts(row.value)} %)" if row is not None else ""
+        lines.append(f"The best config by gold would have been {gb}{acc}: an upper bound, not selectable without gold.")
+    return "\n".join(lines)

@@ -120,9 +120,9 @@ def dpo_pairs(
         if true.empty or false.empty:
             continue
         best = true.iloc[0]
-        if rule.by_answer and "answer_key" in g.columns and False:  # PHASE 1 (refactor only): no filter, as before
-            chosen_key = best["answer_key"]
-            false = false[[rule.may_reject(chosen_key, k) for k in false["answer_key"]]]
+        if "answer_key" in g.columns:
+            keep = [rule.may_reject(best["answer_key"], key) for key in false["answer_key"]]
+            false = false[np.asarray(keep, dtype=bool)]
         for _, rej in false.iterrows():
             pairs.append(
                 {

@@ -125,14 +125,10 @@ def diagnostics(labels: Labels, items: pd.DataFrame, rule: ConsistencyRule | str
     out["notes"] += nuisance_notes
 
     viol: dict[str, dict[str, float | int]] = {}
-    if rule.by_answer:  # PHASE 1 (refactor only): the old behaviour, removed by the gsm8k fix
-        out["notes"].append(f"consistency rule '{rule}' is unknown to evaluate: violations not counted")
-    else:
-        for i, m in enumerate(methods):
-            series = pd.Series(hard[i], index=ids).dropna()
-            res = consistency_violations(series, items, rule)
-            if res is not None:
-                viol[m] = res
+    for i, m in enumerate(methods):
+        res = consistency_violations(pd.Series(hard[i], index=ids).dropna(), items, rule)
+        if res is not None:
+            viol[m] = res
     out["consistency_violations"] = viol
     return out
 

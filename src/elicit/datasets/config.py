@@ -23,7 +23,7 @@ DEFAULT_NEGATIVE_VALUES: list[Any] = [0, False, "0", "false", "False"]
 SUFFIX_FORMATS = {"csv": "csv", "tsv": "csv", "json": "json", "jsonl": "json", "ndjson": "json"}
 SUFFIX_FORMATS.update({"parquet": "parquet", "pq": "parquet"})
 """File suffixes read as data (lower case, no dot) and the reader each gets; ``format:`` overrides it, except that
-an absolute path must have one of these suffixes (module docstring)."""
+an absolute path must have one of these suffixes (the package docstring)."""
 
 
 @dataclass(frozen=True)
@@ -33,11 +33,11 @@ class DatasetConfig:
     name: str
     """The key under ``datasets:``; used in messages."""
     source: str = "builtin"
-    """``builtin`` (a loader in this module), ``file`` (a local table + column mapping) or ``hub``."""
+    """``builtin`` (a loader of ``elicit.datasets.builtins``), ``file`` (a local table + column mapping) or ``hub``."""
     builtin: str | None = None
     """Builtin loader name (``source: builtin``); defaults to ``name``."""
     path: str | None = None
-    """Data file (or folder) relative to the repo root, or absolute (rules in the module docstring); builtins have a
+    """Data file (or folder) relative to the repo root, or absolute (rules in the package docstring); builtins have a
     default."""
     format: str | None = None
     """``csv`` | ``json`` | ``jsonl`` | ``parquet`` for ``source: file``; inferred from the suffix if None."""
@@ -222,7 +222,7 @@ DATASET_JSON_SCHEMA: dict[str, Any] = {
 
 
 def resolve_path(root: Path, rel: str, name: str, key: str) -> Path:
-    """A configured data path as the file (or folder) to read, under the rule in the module docstring: a relative
+    """A configured data path as the file (or folder) to read, under the rule in the package docstring: a relative
     path is taken from ``root`` and may not leave it (checked on the path's text, so a symlink inside the
     repository still works); an absolute path that exists must be a folder or a regular file with a data suffix.
     Whether the path exists is left to the caller, whose message names the fix."""

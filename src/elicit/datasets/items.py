@@ -1,6 +1,7 @@
 """The items table: its columns, the canonical frame loaders build, filters and numbering, and its schema check.
 
-- ``ITEM_COLUMNS`` (required, in this order): ``item_id`` (0..N-1 in source order), ``text`` (what the oracle
+- ``ITEM_COLUMNS`` (required, in this order): ``item_id`` (0..N-1 in source order; a run's subsample keeps that
+  order except within consistency groups, see :mod:`~elicit.datasets.sampling`), ``text`` (what the oracle
   reads), ``gold`` (nullable Int8, 0/1, all <NA> when the dataset has no truth), ``consistency_id`` (nullable
   Int64: rows sharing an id are one logical group) and ``source_row`` (row index in the source file, for
   provenance).

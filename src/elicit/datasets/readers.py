@@ -366,7 +366,7 @@ def load_items(cfg: DatasetConfig, root: Path, counts: dict[str, int] | None = N
     """The full dataset after filters: ``ITEM_COLUMNS`` + ``OPTIONAL_COLUMNS``, item_id 0..N-1 in file order.
 
     Local files (and folders of them) are read directly with pandas / pyarrow (:func:`_read_file`), so the rows
-    always follow the file's bytes; data paths follow the rule in the module docstring. ``source: hub`` calls
+    always follow the file's bytes; data paths follow the rule in the package docstring. ``source: hub`` calls
     ``datasets.load_dataset(hub_path, hub_name, split=split)`` and turns a connection or not-found failure into
     one :class:`DataError` line. ``counts``, when given, receives what loading cleaned (``nul_texts``: texts whose
     NUL bytes were removed), for the load stage's ``hygiene.json``.

@@ -13,18 +13,6 @@ from elicit.datasets.items import DataError, is_null
 log = logging.getLogger(__name__)
 
 
-def _largest_remainder(n: int, counts: np.ndarray) -> np.ndarray:
-    """Split n proportionally to counts into integers summing to n (ties go to the lower index)."""
-    total = int(counts.sum())
-    exact = n * counts / total
-    base = np.floor(exact).astype(np.int64)
-    rest = n - int(base.sum())
-    order = sorted(range(len(counts)), key=lambda i: (-(exact[i] - base[i]), i))
-    for i in order[:rest]:
-        base[i] += 1
-    return base
-
-
 def _round_half_up(x: float) -> int:
     return int(math.floor(x + 0.5))
 
@@ -52,6 +40,56 @@ def _fill_groups(comp: np.ndarray, order: np.ndarray, chosen: np.ndarray, share:
     return room
 
 
+GROUP_ORDER_STREAM = 1
+"""The order within consistency groups is drawn from ``numpy.random.default_rng([seed, GROUP_ORDER_STREAM])``: a
+stream of its own, so a group's order does not depend on which units the sample drew."""
+
+
+def _units(cid: pd.Series) -> np.ndarray:
+    """The unit of each row: a whole consistency group, or the row alone where consistency_id is null."""
+    keys = [f"g{c}" if not is_null(c) else f"s{i}" for i, c in enumerate(cid.tolist())]
+    unit_of, _ = pd.factorize(pd.Series(keys, dtype="object"))
+    return np.asarray(unit_of, dtype=np.int64)
+
+
+def _walk(comp: np.ndarray, order: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, int]:
+    """Take, in ``order``, every unit whose rows (``comp[u]``, per class) still fit the per-class ``targets``;
+    return the chosen units and the room left (targets not filled)."""
+    chosen = np.zeros(len(comp), dtype=bool)
+    remaining = targets.copy()
+    room = int(targets.sum())
+    for u in order:
+        size = int(comp[u].sum())
+        if size <= room and (comp[u] <= remaining).all():
+            chosen[u] = True
+            remaining -= comp[u]
+            room -= size
+            if room == 0:
+                break
+    return chosen, room
+
+
+def group_order(rows: np.ndarray, cid: pd.Series, seed: int) -> np.ndarray:
+    """``rows`` (positions into a table whose consistency ids are ``cid``, in file order) with each consistency
+    group's rows put in a seeded random order among the group's own positions; rows without a group stay put.
+
+    Files list a group's members in an order that predicts gold (GSM8K: the correct solution first in every
+    group; ETHICS virtue: the true trait first in 82 % of blocks), so file order would hand every stage that
+    reads items in order a hint. The order comes from the seed alone (``GROUP_ORDER_STREAM``, one key per row of
+    the table), never from gold, and is the same whatever ``n`` drew the group.
+    """
+    keys = np.random.default_rng([seed, GROUP_ORDER_STREAM]).random(len(cid))
+    in_group = cid.iloc[rows].notna().to_numpy()
+    out = np.array(rows, dtype=np.int64, copy=True)
+    if in_group.any():
+        slots = np.flatnonzero(in_group)
+        members = out[in_group]
+        group = cid.iloc[members].to_numpy(dtype=np.int64)
+        # each group's slots in file order receive the group's members in key order
+        out[slots[np.lexsort((slots, group))]] = members[np.lexsort((keys[members], group))]
+    return out
+
+
 def subsample(
     items: pd.DataFrame,
     n: int | None,
@@ -61,20 +99,23 @@ def subsample(
     dataset: str | None = None,
     run: str | None = None,
 ) -> pd.DataFrame:
-    """Seeded, gold-stratified subsample of ``n`` items; chosen rows keep their order and get item_id 0..n-1.
+    """Seeded subsample of ``n`` items, whole consistency groups at a time; the sample gets item_id 0..n-1.
 
-    - Stratified by gold (classes 0, 1 and <NA>, each drawn in proportion, by largest remainder) with
-      ``numpy.random.default_rng(seed)``: the same inputs always give the same rows.
-    - ``positive_fraction`` (stress subsampling, dataset construction by ``load`` only): draw round(n*f)
-      label-1 items (rounded half up) and the rest label 0; items without gold are left out. ``n=None`` then
-      means the largest sample with that fraction. Without it, ``n=None`` keeps every item.
-    - Consistency groups: rows sharing a ``consistency_id`` are drawn as a whole (a group is never split), by
-      walking the groups in a seeded random order and taking each one that still fits the per-class targets,
-      then (best effort) topping up with the groups that keep the class mix closest to the targets. With
-      ``positive_fraction`` only that closest-mix rule is used, so a stress sample favours groups whose own
-      mix is near f (GSM8K has no group without a correct solution: f=0.2, n=400 gives 100 label-1 items,
-      0.25). Stratification is then approximate, and when groups cannot add up to n exactly (blocks of 4,
-      n=75) the sample has fewer than n items (72), never more.
+    - Without ``positive_fraction`` gold is never read (DESIGN.md's gold rule: an ordinary subsample never looks
+      at gold): units (a whole consistency group, or a single row where consistency_id is null) are walked in a
+      seeded random order (``numpy.random.default_rng(seed)``) and each one that still fits in ``n`` is taken,
+      so single rows are a uniform random sample and groups are never split. When groups cannot add up to n
+      exactly (blocks of 4, n=75) the sample has fewer than n items (72), never more. ``n=None`` keeps every
+      item. The same inputs always give the same rows, whatever their gold.
+    - ``positive_fraction`` (stress subsampling, dataset construction by ``load`` only; the one case that reads
+      gold): draw round(n*f) label-1 items (rounded half up) and the rest label 0; items without gold are left
+      out. ``n=None`` then means the largest sample with that fraction. Single rows: a seeded walk that takes
+      each row its class still has room for (exact). Groups: the group that keeps the class mix closest to f,
+      repeatedly (a walk would spend the label-1 budget on label-1-heavy groups first), so a stress sample
+      favours groups whose own mix is near f (GSM8K has no group without a correct solution: f=0.2, n=400 gives
+      100 label-1 items, 0.25); stratification is then approximate.
+    - Order: the chosen rows keep the file's order, except within a consistency group, whose rows are shuffled
+      by the seed (:func:`group_order`).
     - ``source_row`` keeps provenance; ``dataset``/``run`` only name things in error messages.
     """
     name = dataset or items.attrs.get("dataset", "?")
@@ -98,65 +139,64 @@ def subsample(
             f"run asks for n={n} but dataset '{name}' has {avail} items{after} after filters; lower {n_key}"
         )
 
-    gold = pool["gold"]
-    cls = np.where(gold.isna().to_numpy(), 2, gold.fillna(0).to_numpy(dtype=np.int64))  # 0, 1, 2 = <NA>
-    counts = np.bincount(cls, minlength=3)
-    if positive_fraction is not None:
-        f = positive_fraction
-        if n is None:
-            n = int(min(counts[1] / f, counts[0] / (1 - f)))
-            while n > 0 and (_round_half_up(n * f) > counts[1] or n - _round_half_up(n * f) > counts[0]):
-                n -= 1
-            if n == 0:
-                raise DataError(f"dataset '{name}' cannot give positive_fraction={f}; it has {counts.tolist()[:2]}")
-        n1 = _round_half_up(n * f)
-        targets = np.array([n - n1, n1, 0], dtype=np.int64)
-    elif n is None:
-        out = items.reset_index(drop=True).copy()
-        out["item_id"] = np.arange(len(out), dtype=np.int64)
-        return out
-    else:
-        targets = _largest_remainder(n, counts)
-
-    # units: whole consistency groups, or single rows where consistency_id is null
     cid = pool["consistency_id"]
-    keys = [f"g{c}" if not is_null(c) else f"s{i}" for i, c in enumerate(cid.tolist())]
-    unit_of, _ = pd.factorize(pd.Series(keys, dtype="object"))
+    unit_of = _units(cid)
     n_units = int(unit_of.max()) + 1
-    comp = np.zeros((n_units, 3), dtype=np.int64)
-    np.add.at(comp, (unit_of, cls), 1)
-    grouped = bool(cid.notna().any())
-    if not grouped:
-        for c, label in ((0, "label-0"), (1, "label-1")):
-            if targets[c] > counts[c]:
-                raise DataError(
-                    f"run asks for {targets[c]} {label} items (n={n}, positive_fraction={positive_fraction}) "
-                    f"but dataset '{name}' has {counts[c]}; "
-                    f"lower {n_key} or runs.{run or '<run>'}.positive_fraction"
-                )
-
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(n_units)
-    chosen = np.zeros(n_units, dtype=bool)
-    room = int(n)
-    if not grouped or positive_fraction is None:
-        # a seeded walk taking every unit that fits the per-class targets: exact for single rows, and a random
-        # sample of whole groups with about the natural balance
-        remaining = targets.copy()
-        for u in order:
-            size = int(comp[u].sum())
-            if size <= room and (comp[u] <= remaining).all():
-                chosen[u] = True
-                remaining -= comp[u]
-                room -= size
-                if room == 0:
-                    break
-    if room > 0 and grouped:
-        room = _fill_groups(comp, order, chosen, targets / max(int(n), 1), room)
-    if room > 0:
-        log.warning("dataset '%s': took %d whole-group items for n=%d (groups cannot be split)", name, n - room, n)
+    order = np.random.default_rng(seed).permutation(n_units)
+    if positive_fraction is None:
+        if n is None:
+            chosen, room = np.ones(n_units, dtype=bool), 0
+        else:  # one class, "any item": the walk never sees gold
+            chosen, room = _walk(np.bincount(unit_of, minlength=n_units)[:, None], order, np.array([n]))
+    else:
+        n, chosen, room = _stress(pool, unit_of, order, n, positive_fraction, name, run)
     rows = np.flatnonzero(chosen[unit_of])
+    if len(rows) == 0:
+        raise DataError(f"run asks for n={n} but no consistency group of dataset '{name}' is that small; raise {n_key}")
+    if room > 0:
+        took = len(rows)
+        log.warning(
+            "dataset '%s': took %d whole-group items for n=%d (groups cannot be split)", name, took, took + room
+        )
+    rows = group_order(rows, cid, seed)
     out = pool.iloc[rows].reset_index(drop=True).copy()
     out["item_id"] = np.arange(len(out), dtype=np.int64)
     out.attrs["dataset"] = name
     return out
+
+
+def _stress(
+    pool: pd.DataFrame,
+    unit_of: np.ndarray,
+    order: np.ndarray,
+    n: int | None,
+    f: float,
+    name: str,
+    run: str | None,
+) -> tuple[int, np.ndarray, int]:
+    """The units of a ``positive_fraction`` sample (see :func:`subsample`): (n, chosen units, room left)."""
+    gold = pool["gold"]
+    cls = gold.to_numpy(dtype=np.int64)  # the pool holds only rows with gold
+    counts = np.bincount(cls, minlength=2)
+    if n is None:
+        n = int(min(counts[1] / f, counts[0] / (1 - f)))
+        while n > 0 and (_round_half_up(n * f) > counts[1] or n - _round_half_up(n * f) > counts[0]):
+            n -= 1
+        if n == 0:
+            raise DataError(f"dataset '{name}' cannot give positive_fraction={f}; it has {counts.tolist()[:2]}")
+    n1 = _round_half_up(n * f)
+    targets = np.array([n - n1, n1], dtype=np.int64)
+    comp = np.zeros((len(order), 2), dtype=np.int64)
+    np.add.at(comp, (unit_of, cls), 1)
+    if pool["consistency_id"].notna().any():
+        chosen = np.zeros(len(order), dtype=bool)
+        return n, chosen, _fill_groups(comp, order, chosen, targets / max(n, 1), n)
+    for c, label in ((0, "label-0"), (1, "label-1")):
+        if targets[c] > counts[c]:
+            raise DataError(
+                f"run asks for {targets[c]} {label} items (n={n}, positive_fraction={f}) "
+                f"but dataset '{name}' has {counts[c]}; lower runs.{run or '<run>'}.n or "
+                f"runs.{run or '<run>'}.positive_fraction"
+            )
+    chosen, room = _walk(comp, order, targets)
+    return n, chosen, room

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "fixtures" / "params.tiny.yaml"
@@ -46,6 +47,18 @@ def sh(cmd: str, cwd: Path, check: bool = True, timeout: int = 900) -> subproces
     return proc
 
 
+def own(path: str, **extra: Any) -> dict[str, Any]:
+    """A ``source: file`` dataset entry with a text and a label column."""
+    return {
+        "source": "file",
+        "path": path,
+        "text_column": "text",
+        "label_column": "label",
+        "label_meaning": "the statement is true",
+        **extra,
+    }
+
+
 def make_copy(dest: Path, params: Path = TINY) -> Path:
     """A git repo copy of the project with ``params`` as params.yaml and dvc.yaml re-written for it."""
     shutil.copytree(REPO, dest, ignore=COPY_IGNORE, symlinks=True)
@@ -65,7 +78,6 @@ import threading  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer  # noqa: E402
-from typing import Any  # noqa: E402
 
 
 class Reply:

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import datasets as hf_datasets
 import pandas as pd
 import pytest
 import yaml
@@ -25,28 +24,11 @@ import yaml
 from elicit.config import load_params
 from elicit.datasets import DataError, DatasetConfig, load_items
 from elicit.hygiene import HygieneConfig, apply_hygiene
+from helpers import own
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests" / "fixtures" / "params.tiny.yaml"
 ETHICS_HEAD = REPO / "data" / "ethics" / "commonsense" / "cm_test.csv"
-
-
-@pytest.fixture
-def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep the datasets cache of throwaway files out of ~/.cache."""
-    monkeypatch.setattr(hf_datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf_cache"))
-
-
-def own(path: str, **extra: Any) -> dict[str, Any]:
-    """A ``source: file`` entry with a text and a label column."""
-    return {
-        "source": "file",
-        "path": path,
-        "text_column": "text",
-        "label_column": "label",
-        "label_meaning": "the statement is true",
-        **extra,
-    }
 
 
 def write(name: str, data: bytes | str, **extra: Any) -> Callable[[Path], dict[str, Any]]:

@@ -16,32 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import datasets as hf_datasets
 import pandas as pd
 import pytest
 import yaml
 
 from elicit.datasets import DataError, DatasetConfig, load_items, load_other_splits
 from elicit.export import export_labels, to_jsonl
-from helpers import REPO, TINY
-
-
-@pytest.fixture
-def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep any datasets cache of throwaway files out of ~/.cache."""
-    monkeypatch.setattr(hf_datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "hf_cache"))
-
-
-def own(path: str, **extra: Any) -> dict[str, Any]:
-    """A ``source: file`` entry with a text and a label column."""
-    return {
-        "source": "file",
-        "path": path,
-        "text_column": "text",
-        "label_column": "label",
-        "label_meaning": "the statement is true",
-        **extra,
-    }
+from helpers import REPO, TINY, own
 
 
 def load(tmp: Path, entry: dict[str, Any], counts: dict[str, int] | None = None) -> pd.DataFrame:

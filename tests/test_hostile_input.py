@@ -188,6 +188,15 @@ def test_stage_setup_confines_writes_to_the_run(tmp_path: Path, monkeypatch: pyt
 # --- case 8: params.yaml edited while a run is going -------------------------------------------------------------
 
 
+@pytest.fixture
+def by_hand(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder with the tiny params, no Snakemake snapshot, and the guard acting as the group stage."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(SNAPSHOT_ENV, raising=False)
+    monkeypatch.setattr(_cli, "_stage_name", lambda: "group")
+    Path("params.yaml").write_text(TINY.read_text())
+
+
 def test_stage_reads_the_snapshot_its_driver_planned_with(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Under Snakemake a job reads the params Snakemake started with, not the file as edited since."""
     monkeypatch.chdir(tmp_path)
@@ -202,14 +211,8 @@ def test_stage_reads_the_snapshot_its_driver_planned_with(tmp_path: Path, monkey
     assert run.name == "tiny" and run.n == planned["runs"]["tiny"]["n"]
 
 
-def test_a_tracked_value_edited_during_a_job_stops_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_tracked_value_edited_during_a_job_stops_it(by_hand: None, capsys: pytest.CaptureFixture[str]) -> None:
     """Without a snapshot (DVC, by hand) the job checks at its end that what it tracks did not change."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv(SNAPSHOT_ENV, raising=False)
-    monkeypatch.setattr(_cli, "_stage_name", lambda: "group")
-    Path("params.yaml").write_text(TINY.read_text())
 
     def job(edit: Edit) -> None:
         _cli.setup(argparse.Namespace(run="tiny", params="params.yaml"))
@@ -277,13 +280,7 @@ def test_snakemake_refuses_bad_config_names_in_one_line(tmp_path: Path, name: st
     assert (victim / "keep.txt").read_text() == "mine"
 
 
-def test_unknown_run_is_one_line_before_the_params_guard(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv(SNAPSHOT_ENV, raising=False)
-    monkeypatch.setattr(_cli, "_stage_name", lambda: "group")
-    Path("params.yaml").write_text(TINY.read_text())
+def test_unknown_run_is_one_line_before_the_params_guard(by_hand: None, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         _cli.main(lambda: _cli.setup(argparse.Namespace(run="nosuchrun", params="params.yaml")) and None)
     assert info.value.code == 2

@@ -161,6 +161,15 @@ def test_pgr_omitted_when_golden_equals_zero_shot() -> None:
     assert any("PGR not reported" in n for n in notes)
 
 
+def test_pgr_omitted_when_golden_is_below_zero_shot() -> None:
+    """A negative gap makes "recovers x % of the gap" read as a gain for a method worse than zero-shot."""
+    labels, items = synthetic(600, {"zero_shot": 0.85, "golden_fewshot": 0.6, "selected": 0.8})
+    notes: list[str] = []
+    df = evaluate(labels, items, seed=0, n_boot=200, notes=notes)
+    assert not (df["metric"] == "pgr").any()
+    assert any("PGR not reported" in n and "no gap to recover" in n for n in notes)
+
+
 @pytest.mark.parametrize(
     "gold, p",
     [

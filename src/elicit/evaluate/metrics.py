@@ -20,8 +20,8 @@ The metrics table (``metrics.parquet``) has exactly the columns
 * comparison metrics with a real paired bootstrap CI, per seed and at ``seed == -1`` (where the method's
   accuracy is first averaged over its seeds inside each resample): ``accuracy_seed_mean`` (only at ``-1``),
   ``delta_accuracy_vs_<ref>`` for ``ref`` in :data:`REFERENCES` (``method - ref``, ref averaged over its
-  seeds), and ``pgr`` = (method - zero_shot) / (golden_fewshot - zero_shot), written only when the bootstrap
-  CI of the denominator excludes 0;
+  seeds), and ``pgr`` = (method - zero_shot) / (golden_fewshot - zero_shot), written only when golden few-shot
+  beats zero-shot (the bootstrap CI of the denominator above 0);
 * per method at ``seed == -1``, the evaluation set's size: ``n_gold`` (gold items) and ``n_gold_positive``
   (gold items labelled 1), with ``ci_low = ci_high = value``; the verdict needs them to tell a tiny sample
   (:func:`elicit.verdicts.too_few_items`) and a one-class gold set apart.
@@ -353,11 +353,11 @@ def _pgr_rows(
     g_v, g_b = seed_avg("golden_fewshot")
     den_v, den_b = g_v - zs_v, g_b - zs_b
     lo, hi = _interval(den_v, den_b, ci)
-    if not (lo > 0 or hi < 0) or den_v == 0:
+    if not lo > 0 or den_v <= 0:  # below zero-shot, a "recovered share" of a negative gap reads as a gain
+        why = "is below 0, so there is no gap to recover" if hi < 0 else "includes 0, so the gap is noise"
         notes.append(
             "PGR not reported: golden few-shot minus zero-shot accuracy is "
-            f"{100 * den_v:+.1f} points (95 % CI [{100 * lo:+.1f}, {100 * hi:+.1f}]), which includes 0, "
-            "so the gap to recover is indistinguishable from noise"
+            f"{100 * den_v:+.1f} points (95 % CI [{100 * lo:+.1f}, {100 * hi:+.1f}]), which {why}"
         )
         return []
     rows = []
@@ -434,7 +434,7 @@ def undefined_metrics(metrics: pd.DataFrame) -> dict[str, str]:
         methods = set(metrics["method"].astype(str))
         names = {"zero_shot": "zero-shot", "golden_fewshot": "golden few-shot"}
         absent = [name for m, name in names.items() if m not in methods]
-        out["pgr"] = f"no {' or '.join(absent)} labels" if absent else "golden few-shot ≈ zero-shot"
+        out["pgr"] = f"no {' or '.join(absent)} labels" if absent else "golden few-shot does not beat zero-shot"
     return out
 
 

@@ -39,7 +39,7 @@ def ablated() -> tuple[pd.DataFrame, pd.DataFrame]:
     todo = [v for v in variants(FULL, rounds=2) if v.name in (SELECTED, "-mutual", "rounds<=1")]
     labels = run_ablations(todo, tuples, data.priors, data.items, data.consistency_rule, seeds=[0, 1], device="cpu")
     items = data.items.assign(gold=pd.array(data.truth.astype(int), dtype="Int8"))
-    metrics = evaluate(labels, items, seed=0, n_boot=200)
+    metrics = evaluate(labels, items, seed=0, n_boot=200, references=[SELECTED])
     return metrics, ablation_table(metrics, "full")
 
 
@@ -49,6 +49,12 @@ def test_removing_mutual_predictability_costs_accuracy_on_informative_calls(abla
     assert set(t.index) == {SELECTED, "-mutual", "rounds<=1"}
     assert t.loc[SELECTED, "delta_vs_selected"] == 0.0
     assert t.loc["-mutual", "accuracy"] < t.loc[SELECTED, "accuracy"] - 0.03  # the prior alone is weaker
+    assert t.loc["-mutual", "delta_high"] < 0  # the paired interval of the refit's difference excludes 0
+    # paired: the difference's interval is narrower than the marginal intervals would suggest
+    width = t.loc["-mutual", "delta_high"] - t.loc["-mutual", "delta_low"]
+    assert width < (t.loc["-mutual", "ci_high"] - t.loc["-mutual", "ci_low"]) + (
+        t.loc[SELECTED, "ci_high"] - t.loc[SELECTED, "ci_low"]
+    )
     lines = describe(table)
     assert any(line.startswith("-mutual") and "this part matters" in line for line in lines)
 

@@ -1,8 +1,7 @@
 """Ablations of one run's selected config: which parts of the method matter?
 
-The swept configs already compare recipes (``no_nuisance``, ``no_flip``, ``full_inverted_init``, ...). This module
-answers the narrower question a reviewer asks of the *chosen* recipe, on the run's own oracle answers and without
-new oracle calls:
+The default sweep compares recipes; this module answers the narrower question a reviewer asks of the *chosen*
+recipe, on the run's own oracle answers and without new oracle calls:
 
 * ``-<term>``: the selected config with one loss term's weight set to 0, for each active term;
 * ``inverted_init``: the selected config started from the inverted zero-shot labels (adversarial start: does the
@@ -13,6 +12,9 @@ new oracle calls:
 Ablations that change what is *asked* (no framing alternation, no order permutation, no flip twins, adaptive budget
 off) need other oracle calls: they are separate runs with ``overrides.budget`` in params.yaml (see
 ``docs/results.md``). Pure functions; the ``ablate`` stage evaluates the labels against gold like ``evaluate``.
+
+Every variant refits the *same* answers, so a variant is compared with the selected config by the paired bootstrap
+interval of their difference (``delta_low`` / ``delta_high``), never by whether two marginal intervals overlap.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass, replace
 import pandas as pd
 from tqdm.auto import tqdm
 
+from elicit.evaluate.metrics import MEAN_SEED
 from elicit.optimize import OptimizeConfig, build_problem, fit
 
 SELECTED = "selected"
@@ -78,13 +81,22 @@ def run_ablations(
     return labels
 
 
+DELTA = f"delta_accuracy_vs_{SELECTED}"
+"""The paired difference to the selected config that ``evaluate(..., references=[SELECTED])`` writes."""
+
+
 def ablation_table(metrics: pd.DataFrame, base_name: str) -> pd.DataFrame:
-    """One row per variant: seed-mean accuracy with its paired bootstrap CI and the difference to the selected
-    config (with CI): the numbers behind the ablation plot and the study's ablation table."""
-    acc = metrics[(metrics["metric"] == "accuracy_seed_mean")].set_index("method")
+    """One row per variant: seed-mean accuracy with its bootstrap CI, and the paired difference to the selected
+    config with its paired bootstrap CI (``delta_low`` / ``delta_high``; the variants refit the same answers):
+    the numbers behind the ablation plot and the study's ablation table."""
+    mean = metrics[metrics["seed"] == MEAN_SEED]
+    acc = mean[mean["metric"] == "accuracy_seed_mean"].set_index("method")
+    delta = mean[mean["metric"] == DELTA].set_index("method")
     rows = []
     for method in acc.index:
         r = acc.loc[method]
+        d = delta.loc[method] if method in delta.index else None
+        zero = method == SELECTED
         rows.append(
             {
                 "variant": str(method),
@@ -92,29 +104,32 @@ def ablation_table(metrics: pd.DataFrame, base_name: str) -> pd.DataFrame:
                 "accuracy": float(r["value"]),
                 "ci_low": float(r["ci_low"]),
                 "ci_high": float(r["ci_high"]),
+                "delta_vs_selected": 0.0 if zero else (float(d["value"]) if d is not None else None),
+                "delta_low": 0.0 if zero else (float(d["ci_low"]) if d is not None else None),
+                "delta_high": 0.0 if zero else (float(d["ci_high"]) if d is not None else None),
             }
         )
-    out = pd.DataFrame(rows, columns=["variant", "config", "accuracy", "ci_low", "ci_high"])
-    if not out.empty and SELECTED in set(out["variant"]):
-        ref = float(out.loc[out["variant"] == SELECTED, "accuracy"].iloc[0])
-        out["delta_vs_selected"] = out["accuracy"] - ref
+    columns = ["variant", "config", "accuracy", "ci_low", "ci_high", "delta_vs_selected", "delta_low", "delta_high"]
+    out = pd.DataFrame(rows, columns=columns)
+    if SELECTED not in set(out["variant"]):
+        out = out.drop(columns=["delta_vs_selected", "delta_low", "delta_high"])
     return out
 
 
 def describe(table: pd.DataFrame) -> list[str]:
-    """Plain sentences: which ablations cost accuracy beyond the CI of the selected config, which did not."""
+    """Plain sentences: which ablations cost accuracy (paired 95 % CI of the difference below 0), which did not."""
     if table.empty or "delta_vs_selected" not in table:
         return []
-    sel = table[table["variant"] == SELECTED].iloc[0]
     lines = []
     for _, r in table[table["variant"] != SELECTED].iterrows():
         pts = 100 * float(r["delta_vs_selected"])
-        if r["ci_high"] < sel["ci_low"]:
-            lines.append(f"{r['variant']}: {pts:+.1f} points, outside the selected config's CI: this part matters.")
-        elif r["ci_low"] > sel["ci_high"]:
-            lines.append(f"{r['variant']}: {pts:+.1f} points, better than the selected config beyond its CI.")
+        ci = f"paired CI [{100 * float(r['delta_low']):+.1f}, {100 * float(r['delta_high']):+.1f}]"
+        if r["delta_high"] < 0:
+            lines.append(f"{r['variant']}: {pts:+.1f} points ({ci}): this part matters.")
+        elif r["delta_low"] > 0:
+            lines.append(f"{r['variant']}: {pts:+.1f} points ({ci}): better than the selected config.")
         else:
-            lines.append(f"{r['variant']}: {pts:+.1f} points, within the CIs: no clear effect.")
+            lines.append(f"{r['variant']}: {pts:+.1f} points ({ci}): no clear effect.")
     return lines
 
 

@@ -133,6 +133,18 @@ def compact_rows(runs: Sequence[StudyRun]) -> list[dict[str, str]]:
     return rows
 
 
+def _paired_delta(v: Mapping[Any, Any]) -> str:
+    """A variant's difference to the selected config with its paired interval (tables written before the paired
+    columns show the difference alone)."""
+    d = v.get("delta_vs_selected")
+    if d is None or pd.isna(d):
+        return "–"
+    lo, hi = v.get("delta_low"), v.get("delta_high")
+    if lo is None or hi is None or pd.isna(lo) or pd.isna(hi):
+        return f"{100 * d:+.1f}"
+    return f"{100 * d:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+
+
 def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     out += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
@@ -182,11 +194,12 @@ def markdown(runs: Sequence[StudyRun], notes: str = "", meta: Mapping[str, Any] 
                 [
                     str(v["variant"]),
                     f"{100 * v['accuracy']:.1f} [{100 * v['ci_low']:.1f}, {100 * v['ci_high']:.1f}]",
-                    f"{100 * v.get('delta_vs_selected', float('nan')):+.1f}",
+                    _paired_delta(v.to_dict()),
                 ]
                 for _, v in t.iterrows()
             ]
-            lines += [*_md_table(["variant", "accuracy", "Δ vs selected (points)"], body), ""]
+            header = ["variant", "accuracy [95 % CI, items]", "Δ vs selected, points [paired 95 % CI, items]"]
+            lines += [*_md_table(header, body), ""]
     warn = [(str(r.card.get("run")), n) for r in runs for n in warnings(r.metrics_json)]
     if warn:
         lines += ["", "## Warnings from the reports (generated)", ""]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from elicit.ablation import FIT_COLUMNS, ablation_table, describe, run_ablations, variants
+from elicit.ablation import FIT_COLUMNS, SELECTED, ablation_table, describe, run_ablations, variants
 from elicit.datasets import DatasetConfig
 from elicit.evaluate import EvaluateConfig, evaluate
 from elicit.io import atomic_dir, write_parquet
@@ -46,7 +46,9 @@ def run() -> None:
         seeds = list(cfg.section("base")["seeds"])
         labels = run_ablations(todo, tuples, priors, items[list(FIT_COLUMNS)], rule, seeds)
         ecfg = EvaluateConfig.from_dict(cfg.section("evaluate"))
-        metrics = evaluate(labels, items, cfg.seed, ecfg.n_boot, ece_bins=ecfg.ece_bins, ci=ecfg.ci)
+        metrics = evaluate(
+            labels, items, cfg.seed, ecfg.n_boot, ece_bins=ecfg.ece_bins, ci=ecfg.ci, references=[SELECTED]
+        )
         table = ablation_table(metrics, name)
         for line in describe(table):
             _cli.log.info("ablation %s", line)

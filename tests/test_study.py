@@ -12,7 +12,17 @@ from elicit.optimize import OptimizeConfig
 from elicit.optimize.config import LossWeights
 from elicit.optimize.synthetic import SyntheticSpec, generate
 from elicit.report import gold_best_config
-from elicit.study import StudyRun, compact_rows, long_table, markdown, run_verdict, warnings
+from elicit.study import (
+    StudyRun,
+    compact_rows,
+    long_table,
+    markdown,
+    per_draw_accuracy,
+    replicate_markdown,
+    replicate_rows,
+    run_verdict,
+    warnings,
+)
 
 FULL = OptimizeConfig(
     name="full",
@@ -120,3 +130,25 @@ def test_a_partial_study_lists_the_missing_runs() -> None:
     run = StudyRun(card={"run": "a", "n": 10}, metrics=_metrics({"zero_shot": 0.6, "selected": 0.7}))
     md = markdown([run], "", {"missing": ["b", "c"]})
     assert "**Partial study:** 2 listed runs had no results" in md and "`b`, `c`" in md
+
+
+def test_replicate_table_verdicts_come_from_the_draws() -> None:
+    """Across five draws `selected` is +10 over zero-shot each time (beats) and ±1 around few_shot_mean (ties);
+    with two draws the same numbers give no verdict at all."""
+    draws = []
+    for k in range(5):
+        fsm = 0.80 + (0.02 if k % 2 else -0.02)
+        acc = {"zero_shot": 0.62 + 0.01 * k, "few_shot_mean": fsm, "selected": 0.72 + 0.01 * k,
+               "golden_fewshot": 0.90}  # fmt: skip
+        draws.append(StudyRun(card={"run": "r", "dataset": "d", "oracle": "o", "n": 2000},
+                              metrics=_metrics(acc, n=2000, seed=k), belief_ceiling=0.8))  # fmt: skip
+    acc = per_draw_accuracy(draws)
+    assert list(acc.columns) == ["few_shot_mean", "golden_fewshot", "selected", "zero_shot"] and len(acc) == 5
+    row = replicate_rows({"r": draws})[0]
+    assert row["zero_shot"].endswith("beats") and "(5 draws)" in row["zero_shot"]
+    assert row["few_shot_mean"].endswith("ties") or row["few_shot_mean"].endswith("worse")
+    assert row["random_fewshot"] == "–" and row["belief_ceiling"] == "80.0"
+    assert row["pgr"].startswith("0.")
+    assert replicate_rows({"r": draws[:2]})[0]["zero_shot"].endswith("too few draws")
+    md = "\n".join(replicate_markdown({"r": draws}))
+    assert "## Verdicts over whole-pipeline draws" in md and "| r | 2000 | 5 |" in md

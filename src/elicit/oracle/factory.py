@@ -21,6 +21,7 @@ import pandas as pd
 from elicit.oracle import embedded
 from elicit.oracle.base import Oracle, OracleConfig, OracleError
 from elicit.oracle.cache import AnswerCache
+from elicit.oracle.sim_suite import Embeddings
 from elicit.oracle.simulated import SimulatedOracle
 from elicit.oracle.transport import HttpOracle
 
@@ -48,19 +49,23 @@ def open_oracle(
     cache_dir: str | Path,
     *,
     gold: Mapping[int, int] | None = None,
+    embeddings: Embeddings | None = None,
     server_url: str | None = None,
     server_log: str | Path | None = None,
     count_tokens: Callable[[str], int] | None = None,
 ) -> Iterator[Oracle]:
     """The oracle ``cfg`` describes, open for any number of batches; an embedded server it started stops on exit.
 
-    gold: only the simulator reads it (:func:`gold_for_simulator`). server_url: an already running embedded
-    server to use instead of starting one (tests, benchmarks). server_log: where a started server writes its log.
-    count_tokens: a tokenizer for the tokens_per_min budget (default: chars / 3.5).
+    gold: only the simulator reads it (:func:`gold_for_simulator`). embeddings: only the simulator reads them, and
+    only for presets with topics or similarity copying (the sim_suite presets): (item_ids, matrix) with row r the
+    vector of item_ids[r] (results/<run>/embeddings.npy rows are in ascending item_id order), or item_id -> vector;
+    see sim_suite.py. server_url: an already running embedded server to use instead of starting one (tests,
+    benchmarks). server_log: where a started server writes its log. count_tokens: a tokenizer for the
+    tokens_per_min budget (default: chars / 3.5).
     """
     if cfg.kind == "simulated":
         assert cfg.sim is not None
-        yield SimulatedOracle(cfg.name, cfg.sim, gold, cfg.preset)
+        yield SimulatedOracle(cfg.name, cfg.sim, gold, cfg.preset, embeddings)
     elif cfg.kind == "openai":
         identity = {"base_url": (cfg.base_url or "").rstrip("/"), "model": cfg.model}
         yield HttpOracle(cfg, identity, str(cfg.model), cfg.base_url, count_tokens=count_tokens)

@@ -36,6 +36,12 @@ Presets, planted once (values below) and never tuned afterwards; on a balanced d
                    answers >= 0.05 below framing-averaged [0.564], position: last-vs-first flip effect
                    2 * 0.8 [1.57], copying: a flipped shown label moves the score 2 * 1.0 / K [0.51].
 Expected zero-shot accuracy over seeds (40,000 items): sim_mild 0.748, sim_strong 0.650.
+
+The out-of-family suite sim_latent / sim_mixed / sim_belief (sim_suite.py: model, calibration, belief ceiling)
+plants mechanisms the optimizer does not fit: topic-shared item noise, a format gain, in-context gain partly
+towards the model's own beliefs, kNN-like copying of similar shown items, primacy, acquiescence varying per item x
+template x framing, heavy-tailed prompt noise. Its fields in SimParams default to off, so sim_mild / sim_strong
+answer exactly as before the suite existed; every field stays overridable per oracle entry (`sim:`).
 """
 
 from __future__ import annotations
@@ -44,13 +50,16 @@ import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import MISSING, asdict, dataclass, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from elicit.oracle.base import Answer, OnAnswer, OracleError, Request, new_counters
 from elicit.oracle.cache import cache_key
+
+if TYPE_CHECKING:
+    from elicit.oracle.sim_suite import Embeddings, ItemSpace
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,20 @@ class SimParams:
     mass: probability mass on True + False together (the rest goes to other tokens).
     missing_rate: fraction of prompts whose "False" is absent from the top logprobs (missing answers).
     seed: seeds every hash-derived draw.
+
+    Out-of-family mechanisms (sim_suite.py has the model; defaults switch each off):
+    topic_share: share of the persistent noise variance shared within a topic (k-means cluster of the item
+        embeddings, ~25 items each); > 0 needs embeddings.
+    format_gain: + format_gain * s_i whenever examples are shown, whatever their labels.
+    latent_share: lambda, the share of `icl` keyed on truth; the rest (1 - lambda) pulls towards the model's
+        own belief (agreement of shown labels with its beliefs about the shown items). 1: `icl` as above.
+    sim_copy: pull towards the shown labels weighted by softmax(cosine / sim_temp) over the shown items
+        (the most similar shown item dominates); > 0 needs embeddings.
+    sim_temp: the softmax temperature of sim_copy.
+    primacy: pull towards the FIRST shown label (`position` is the pull towards the last one: recency).
+    acq_sd: acquiescence varies per item x template x framing: acquiescence + acq_sd * N(0, 1).
+    noise_df: 0: prompt noise is normal with std prompt_noise; k >= 1: Student-t with k degrees of freedom and
+        scale prompt_noise (std prompt_noise * sqrt(k / (k - 2)) for k > 2).
     """
 
     signal: float
@@ -81,7 +104,19 @@ class SimParams:
     mass: float = 0.9
     missing_rate: float = 0.0
     seed: int = 0
+    # the out-of-family suite (sim_suite.py); each default switches its mechanism off, so the presets above
+    # answer exactly as before these fields existed
+    topic_share: float = 0.0
+    format_gain: float = 0.0
+    latent_share: float = 1.0
+    sim_copy: float = 0.0
+    sim_temp: float = 0.05
+    primacy: float = 0.0
+    acq_sd: float = 0.0
+    noise_df: int = 0
 
+
+_SUITE_FIELDS = ("topic_share", "format_gain", "latent_share", "sim_copy", "sim_temp", "primacy", "acq_sd", "noise_df")
 
 PRESETS: dict[str, SimParams] = {
     "sim_mild": SimParams(
@@ -107,6 +142,34 @@ PRESETS: dict[str, SimParams] = {
         mass=0.8,
     ),
 }
+# the out-of-family suite (sim_suite.py): calibrated 2026-12-02 by benchmarks/calibrate_suite.py, then frozen;
+# identical but for latent_share (lambda); the in-family mean-label copy is off
+_SUITE_BASE = SimParams(
+    signal=0.6,
+    item_noise=1.0,
+    wrong_frac=0.05,
+    prompt_noise=0.2,
+    acquiescence=1.0,
+    position=0.2,
+    copy=0.0,
+    icl=0.6,
+    mass=0.85,
+    topic_share=0.5,
+    format_gain=0.9,
+    latent_share=1.0,
+    sim_copy=0.8,
+    sim_temp=0.05,
+    primacy=0.3,
+    acq_sd=0.6,
+    noise_df=3,
+)
+PRESETS.update(
+    {
+        "sim_latent": _SUITE_BASE,
+        "sim_mixed": replace(_SUITE_BASE, latent_share=0.5),
+        "sim_belief": replace(_SUITE_BASE, latent_share=0.0),
+    }
+)
 
 
 def resolve_sim_params(preset: str | None, overrides: Mapping[str, Any] | None) -> SimParams:
@@ -127,13 +190,18 @@ def resolve_sim_params(preset: str | None, overrides: Mapping[str, Any] | None) 
         required = [f.name for f in fields(SimParams) if f.default is MISSING]
         missing = [n for n in required if n not in over]
         if missing:
-            raise ValueError(f"sim: set preset: sim_mild|sim_strong or give all of {', '.join(missing)}")
+            raise ValueError(f"sim: set preset: {'|'.join(PRESETS)} or give all of {', '.join(missing)}")
         params = SimParams(**over)
-    params = replace(params, seed=int(params.seed))
+    if not math.isfinite(params.noise_df) or params.noise_df != int(params.noise_df) or params.noise_df < 0:
+        raise ValueError(f"sim.noise_df must be a whole number >= 0 (0: normal noise), got {params.noise_df}")
+    params = replace(params, seed=int(params.seed), noise_df=int(params.noise_df))
     if not 0 < params.mass <= 1:
         raise ValueError(f"sim.mass must be in (0, 1], got {params.mass}")
-    if not 0 <= params.wrong_frac <= 1 or not 0 <= params.missing_rate <= 1:
-        raise ValueError("sim.wrong_frac and sim.missing_rate must be in [0, 1]")
+    for key in ("wrong_frac", "missing_rate", "topic_share", "latent_share"):
+        if not 0 <= getattr(params, key) <= 1:
+            raise ValueError(f"sim.{key} must be in [0, 1], got {getattr(params, key)}")
+    if not params.sim_temp > 0 or params.acq_sd < 0:
+        raise ValueError("sim.sim_temp must be > 0 and sim.acq_sd >= 0")
     return params
 
 
@@ -176,12 +244,20 @@ def _query_string(seed: int, row: Mapping[Any, Any]) -> str:
 # the simulator
 
 
-def item_effects(item_ids: Sequence[int], gold: Mapping[int, int], p: SimParams) -> np.ndarray:
-    """The persistent log-odds z_i of each item (difficulty and systematic errors)."""
+def item_effects(
+    item_ids: Sequence[int], gold: Mapping[int, int], p: SimParams, space: ItemSpace | None = None
+) -> np.ndarray:
+    """The persistent log-odds z_i of each item (difficulty and systematic errors); with topic_share > 0 part of
+    the noise is shared within a topic cluster of `space` (sim_suite.py)."""
     ids = [int(i) for i in item_ids]
     s = np.array([2 * _gold_of(gold, i) - 1 for i in ids], dtype=np.float64)
     u = hash_normal([f"{p.seed}|item|{i}" for i in ids])
     wrong = hash_uniform([f"{p.seed}|wrong|{i}" for i in ids]) < p.wrong_frac
+    if p.topic_share > 0 and p.item_noise != 0:
+        from elicit.oracle.sim_suite import topic_normals
+
+        t = topic_normals(ids, p, space)
+        u = math.sqrt(1 - p.topic_share) * u + math.sqrt(p.topic_share) * t
     return p.signal * s * np.where(wrong, -1.0, 1.0) + p.item_noise * u
 
 
@@ -203,15 +279,28 @@ def _gold_of(gold: Mapping[int, int], item_id: int) -> int:
     return int(g)
 
 
-def simulate(queries: pd.DataFrame, gold: Mapping[int, int], p: SimParams) -> pd.DataFrame:
-    """lp_true, lp_false (null when missing) for each query row, vectorised over rows."""
+def simulate(
+    queries: pd.DataFrame,
+    gold: Mapping[int, int],
+    p: SimParams,
+    embeddings: Embeddings | None = None,
+) -> pd.DataFrame:
+    """lp_true, lp_false (null when missing) for each query row, vectorised over rows.
+
+    embeddings: item id -> vector, an (item_ids, matrix) pair, or a prebuilt sim_suite.ItemSpace; read only when
+    the parameters use topics or similarity copying (sim_suite.py), and then needed for every item asked about.
+    """
     n = len(queries)
     if n == 0:
         return pd.DataFrame({"lp_true": pd.Series([], dtype="Float64"), "lp_false": pd.Series([], dtype="Float64")})
+    from elicit.oracle import sim_suite as suite  # imports this module: imported here, not at the top
+
+    use_suite = suite.uses_suite(p)
+    space = suite.require_space(p, embeddings) if use_suite else None
     records = queries[["target_id", "framing", "template_id", "context_ids", "context_shown"]].to_dict("records")
     targets = [int(r["target_id"]) for r in records]
     uniq = sorted(set(targets))
-    z_of = dict(zip(uniq, item_effects(uniq, gold, p), strict=True))
+    z_of = dict(zip(uniq, item_effects(uniq, gold, p, space), strict=True))
     z = np.array([z_of[t] for t in targets], dtype=np.float64)
     s = np.array([2 * _gold_of(gold, t) - 1 for t in targets], dtype=np.float64)
     f = np.array([1.0 if r["framing"] == "pos" else -1.0 for r in records])
@@ -230,11 +319,20 @@ def simulate(queries: pd.DataFrame, gold: Mapping[int, int], p: SimParams) -> pd
         icl[j] = float(np.mean(agree))
         copy[j] = float(np.mean([2 * c - 1 for c in shown]))
         last[j] = 2 * shown[-1] - 1
-    z = z + p.icl * s * icl + p.copy * copy + p.position * last
+    # the in-family terms: gold-keyed icl (its lambda share), copying of the mean shown label, recency
+    icl_latent = p.icl if p.latent_share == 1 else p.icl * p.latent_share
+    z = z + icl_latent * s * icl + p.copy * copy + p.position * last
 
     qstrings = [_query_string(p.seed, r) for r in records]
-    eps = hash_normal(qstrings)
-    d = f * z + p.acquiescence + p.prompt_noise * eps
+    acq: float | np.ndarray = p.acquiescence
+    if not use_suite:
+        eps = hash_normal(qstrings)
+    else:  # the out-of-family terms
+        z = z + suite.fewshot_terms(records, gold, p, space)
+        eps = suite.student_t(qstrings, p.noise_df) if p.noise_df > 0 else hash_normal(qstrings)
+        if p.acq_sd != 0:
+            acq = suite.acquiescence(records, p)
+    d = f * z + acq + p.prompt_noise * eps
     log_mass = math.log(p.mass)
     lp_true = log_mass - np.logaddexp(0.0, -d)
     lp_false = log_mass - np.logaddexp(0.0, d)
@@ -251,16 +349,37 @@ class SimulatedOracle:
     n_ctx: int | None = None  # it reads the structured query, not the prompt text: no context budget
     batch_writes = True  # all answers come at once: one cache write after the batch
 
-    def __init__(self, name: str, params: SimParams, gold: Mapping[int, int] | None, preset: str | None) -> None:
+    def __init__(
+        self,
+        name: str,
+        params: SimParams,
+        gold: Mapping[int, int] | None,
+        preset: str | None,
+        embeddings: Embeddings | None = None,
+    ) -> None:
+        """embeddings: read only when params use topics or similarity copying (sim_suite.py): then the topic
+        clusters are computed here, once, over all items given, and the embeddings join the cache identity."""
         if gold is None:
             raise OracleError(f"oracle '{name}': kind simulated needs gold labels; pass gold=... to ask")
         self.name = name
         self.params = params
         self.gold = gold
         self.preset = preset
+        from elicit.oracle.sim_suite import require_space
+
+        self.space: ItemSpace | None = require_space(params, embeddings, who=f"oracle '{name}' (simulated)")
 
     def identity(self) -> dict[str, Any]:
-        return {"simulator": asdict(self.params)}
+        """The parameters (the suite's fields only where set: the in-family presets keep their cache keys) and,
+        when read, the embeddings' sha256."""
+        params = asdict(self.params)
+        for f in fields(SimParams):
+            if f.name in _SUITE_FIELDS and params[f.name] == f.default:
+                del params[f.name]
+        out: dict[str, Any] = {"simulator": params}
+        if self.space is not None:
+            out["embeddings_sha256"] = self.space.fingerprint
+        return out
 
     def model_label(self) -> str:
         return f"simulated:{self.preset or 'custom'}"
@@ -280,7 +399,7 @@ class SimulatedOracle:
         if not requests:
             return counters
         frame = pd.DataFrame([dict(r.query) for r in requests])
-        lps = simulate(frame, self.gold, self.params)
+        lps = simulate(frame, self.gold, self.params, self.space)
         for req, lt, lf in zip(requests, lps["lp_true"], lps["lp_false"], strict=True):
             on_answer(req, Answer(None if pd.isna(lt) else float(lt), None if pd.isna(lf) else float(lf)))
         counters["calls"] = len(requests)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from elicit import pipeline
+from elicit import dvc_yaml, tracking
 from elicit.config import ParamsError, load_params, resolve_run, validate_params
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,7 +35,7 @@ def test_shipped_and_tiny_params_are_valid(params: dict) -> None:
     [
         (lambda p: p["group"].update(size="ten"), r"group\.size: 'ten' is not of type 'integer'"),
         (lambda p: p["base"].update(rounds=0), r"base\.rounds"),
-        (lambda p: p["embed"].update(modle="x"), r"embed: unknown key 'modle'; did you mean 'model'"),
+        (lambda p: p["embed"].update(modle="x"), r"embed\.modle: unknown key 'modle'; did you mean 'model'"),
         (lambda p: p["runs"]["ethics"].update(dataset="nope"), r"runs\.ethics\.dataset: unknown dataset 'nope'"),
         (lambda p: p["runs"]["ethics"].update(oracle="nope"), r"runs\.ethics\.oracle: unknown oracle 'nope'"),
         (lambda p: p["runs"]["ethics"].update(n=-3), r"runs\.ethics\.n"),
@@ -76,13 +76,13 @@ def test_run_overrides_merge_over_sections(params: dict) -> None:
 
 
 def test_dvc_yaml_is_current() -> None:
-    expected = pipeline.render_dvc_yaml(load_params(REPO / "params.yaml"))
+    expected = dvc_yaml.render_dvc_yaml(load_params(REPO / "params.yaml"))
     assert (REPO / "dvc.yaml").read_text() == expected, "dvc.yaml is stale: run `python -m elicit.pipeline dvc`"
 
 
 def test_tracked_params_follow_the_run(params: dict) -> None:
     """A job tracks the run's own fields, never its description or another run's entry."""
-    tracked = pipeline.tracked_params(params, "load", "ethics")
+    tracked = tracking.tracked_params(params, "load", "ethics")
     dataset = params["runs"]["ethics"]["dataset"]
     assert tracked[f"datasets.{dataset}"] == params["datasets"][dataset]
     assert tracked["runs.ethics.dataset"] == dataset and tracked["runs.ethics.n"] == params["runs"]["ethics"]["n"]

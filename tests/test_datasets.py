@@ -230,7 +230,7 @@ def test_from_params_defaults_come_from_the_builtin() -> None:
 
 
 def test_from_params_unknown_key() -> None:
-    with pytest.raises(DataError, match=r"unknown key datasets\.ethics\.shortonly"):
+    with pytest.raises(DataError, match=r"datasets\.ethics\.shortonly: unknown key 'shortonly'; did you mean"):
         DatasetConfig.from_params("ethics", {"builtin": "ethics_commonsense", "shortonly": True})
 
 
@@ -242,12 +242,12 @@ def test_unknown_builtin_lists_known_ones() -> None:
 @pytest.mark.parametrize(
     ("entry", "pattern"),
     [
-        ({"consistency": "at_least_one"}, r"consistency is 'at_least_one'"),
-        ({"source": "web"}, r"source is 'web'"),
-        ({"max_chars": 0}, r"max_chars must be a positive integer"),
+        ({"consistency": "at_least_one"}, r"datasets\.d\.consistency: 'at_least_one' is not allowed"),
+        ({"source": "web"}, r"datasets\.d\.source: 'web' is not allowed"),
+        ({"max_chars": 0}, r"datasets\.d\.max_chars: 0 is less than the minimum of 1"),
         ({"source": "file", "path": "x.csv", "label_meaning": "true"}, r"needs datasets\.d\.text_column"),
         ({"source": "file", "text_column": "t", "label_meaning": "true"}, r"needs datasets\.d\.path"),
-        ({"source": "file", "path": "x.csv", "text_column": "t"}, r"label_meaning is empty"),
+        ({"source": "file", "path": "x.csv", "text_column": "t"}, r"datasets\.d: 'label_meaning' is a required"),
     ],
 )
 def test_from_params_rejects(entry: dict[str, Any], pattern: str) -> None:

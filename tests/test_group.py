@@ -77,7 +77,7 @@ def test_deterministic_and_seed_dependent() -> None:
 def test_bad_config_is_one_clear_error() -> None:
     with pytest.raises(GroupError, match="group.size"):
         GroupConfig.from_params({"size": 4, "n_anchors": 2, "overlap": 2})
-    with pytest.raises(TypeError):
+    with pytest.raises(GroupError, match="group.sise: unknown key 'sise'; did you mean 'size'"):
         GroupConfig.from_params({"sise": 10})
     with pytest.raises(GroupError, match="no items"):
         make_groups(np.zeros((0, 4), dtype=np.float32), GroupConfig(), rounds=2, seed=0)

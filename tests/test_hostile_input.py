@@ -92,7 +92,7 @@ REFUSED: list[tuple[str, Edit, str]] = [
     (
         "4 empty seeds through an override",
         override("tiny", {"base": {"seeds": []}}),
-        r"runs\.tiny\.overrides: base\.seeds: \[\] should be non-empty",
+        r"runs\.tiny\.overrides\.base: base\.seeds: \[\] should be non-empty",
     ),
     (
         "4 typo section at the top level",
@@ -112,7 +112,7 @@ REFUSED: list[tuple[str, Edit, str]] = [
     (
         "4 typo key in an overridden schema section",
         override("tiny", {"group": {"sise": 3}}),
-        r"runs\.tiny\.overrides: group: unknown key 'sise'; did you mean 'size'",
+        r"runs\.tiny\.overrides\.group: group\.sise: unknown key 'sise'; did you mean 'size'",
     ),
     (
         "4 typo key in an overridden budget",
@@ -127,7 +127,7 @@ REFUSED: list[tuple[str, Edit, str]] = [
     (
         "4 empty baseline seeds through an override",
         override("tiny", {"baselines": {"seeds": []}}),
-        r"runs\.tiny\.overrides\.baselines: baselines\.seeds: must be null .* or a non-empty list",
+        r"runs\.tiny\.overrides\.baselines: baselines\.seeds: \[\] should be non-empty",
     ),
     (
         "4 bad ICM setting through an override",

@@ -519,19 +519,19 @@ def test_bad_query_rows_are_named(fake: tuple[FakeState, str], tmp_path: Path) -
         ),
         (
             {"kind": "openai", "base_url": "http://x/v1", "model": "m", "concurrency": "4"},
-            r"concurrency: must be an int",
+            r"oracles\.o\.concurrency: '4' is not of type 'integer'",
         ),
         (
             {"kind": "openai", "base_url": "http://x/v1", "model": "m", "concurrency": 0},
-            r"concurrency: must be >= 1",
+            r"oracles\.o\.concurrency: 0 is less than the minimum of 1",
         ),
         ({"kind": "openai", "model": "m"}, r"oracles\.o\.base_url: missing"),
-        ({"kind": "remote"}, r"oracles\.o\.kind: 'remote' is not a kind"),
+        ({"kind": "remote"}, r"oracles\.o\.kind: 'remote' is not allowed; use one of: embedded, openai"),
         (
             {"kind": "openai", "base_url": "http://x/v1", "model": "m", "endpoint": "chats"},
             r"endpoint: 'chats'",
         ),
-        ({"kind": "embedded", "model_package": "llama"}, r"model_package: 'llama' unknown"),
+        ({"kind": "embedded", "model_package": "llama"}, r"model_package: 'llama' is not allowed"),
         ({"kind": "simulated", "preset": "sim_wild"}, r"preset 'sim_wild' unknown"),
         (
             {"kind": "simulated", "preset": "sim_mild", "sim": {"acquiesence": 1}},

@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 
 from elicit.oracle import OracleConfig, OracleError, ask_sync
-from elicit.oracle.transport import request_tokens, retry_after_s
+from elicit.oracle.throttle import request_tokens, retry_after_s
 from elicit.prompts import Template, estimate_tokens
 from helpers import FakeOpenAI, Reply, fake_oracle_cfg
 
@@ -305,17 +305,17 @@ def test_request_tokens_of_chat_messages() -> None:
 @pytest.mark.parametrize(
     ("d", "message"),
     [
-        (
-            {"tokens_per_min": 0},
-            "oracles.o.tokens_per_min: must be a finite number > 0, got 0; set a positive limit or null for none",
-        ),  # fmt: skip
-        ({"tokens_per_min": "90k"}, "oracles.o.tokens_per_min: must be a number, got '90k'"),
-        ({"tokens_per_min": True}, "oracles.o.tokens_per_min: must be a number, got True"),
-        ({"tokens_per_min": math.inf}, "oracles.o.tokens_per_min: must be a finite number > 0, got inf"),
-        ({"requests_per_s": -1}, "oracles.o.requests_per_s: must be a finite number > 0, got -1; set a positive"),
-        ({"max_retry_after_s": 0}, "oracles.o.max_retry_after_s: must be a finite number > 0, got 0"),
+        ({"tokens_per_min": 0}, "oracles.o.tokens_per_min: 0 is less than or equal to the minimum of 0"),
+        ({"tokens_per_min": "90k"}, "oracles.o.tokens_per_min: '90k' is not of type 'number'"),
+        ({"tokens_per_min": True}, "oracles.o.tokens_per_min: True is not of type 'number'"),
+        ({"tokens_per_min": math.inf}, "oracles.o.tokens_per_min: inf is not a finite number"),
+        ({"requests_per_s": -1}, "oracles.o.requests_per_s: -1 is less than or equal to the minimum of 0"),
+        ({"max_retry_after_s": 0}, "oracles.o.max_retry_after_s: 0 is less than or equal to the minimum of 0"),
         ({"max_retry_after_s": None}, "oracles.o.max_retry_after_s: must not be null"),
-        ({"tokens_per_minute": 1000}, "oracles.o.tokens_per_minute: unknown key; allowed keys:"),
+        (
+            {"tokens_per_minute": 1000},
+            "oracles.o.tokens_per_minute: unknown key 'tokens_per_minute'; did you mean 'tokens_per_min'? known keys:",
+        ),
     ],
 )
 def test_rate_limit_config_errors(d: dict[str, Any], message: str) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from elicit import paths, pipeline
+from elicit import dvc_yaml, paths, pipeline, tracking
 from elicit.config import SNAPSHOT_ENV, load_params
 from helpers import REPO, make_copy
 
@@ -85,7 +85,7 @@ def test_snakemake_runs_exactly_the_registry_jobs(snakemake_dag: tuple[dict[str,
         assert got["rule"] == rule.name, where
         assert got["shell"] == f"{job.command} 2> {paths.fill(rule.log, **wc)}", where
         assert set(got["inputs"]) == set(job.inputs) and len(got["inputs"]) == len(job.inputs), where
-        assert got["tracked"] == pipeline.tracked_params(params, job.stage, job.run or None, job.config), where
+        assert got["tracked"] == tracking.tracked_params(params, job.stage, job.run or None, job.config), where
         assert got["log"] == [paths.fill(rule.log, **wc)] and got["benchmark"] == paths.fill(rule.benchmark, **wc)
     (default,) = [j for j in dag if j["rule"] == "all"]
     assert set(default["inputs"]) == set(pipeline.default_targets(params))
@@ -148,7 +148,8 @@ def test_every_path_is_spelled_once() -> None:
     for f in workflow:
         text = f.read_text()
         assert not any(d in text for d in ("results/", "logs/", "benchmarks/")), f"{f.name} spells a path"
-    modules = [REPO / "src" / "elicit" / "pipeline.py", *sorted((REPO / "src" / "elicit" / "stages").glob("*.py"))]
+    registry = [REPO / "src" / "elicit" / f for f in ("pipeline.py", "tracking.py", "dvc_yaml.py")]
+    modules = [*registry, *sorted((REPO / "src" / "elicit" / "stages").glob("*.py"))]
     for f in modules:
         for s in _code_strings(f):
             assert "results/" not in s and not any(s == n or s.endswith("/" + n) for n in names), (f.name, s)
@@ -160,9 +161,9 @@ def test_a_description_is_tracked_by_no_job() -> None:
     edited = copy.deepcopy(params)
     edited["runs"]["tiny"]["description"] = "another description"
     for job in registry_jobs(params, study=True).values():
-        before = pipeline.tracked_params(params, job.stage, job.run or None, job.config)
-        assert pipeline.tracked_params(edited, job.stage, job.run or None, job.config) == before, job.name
-    assert pipeline.render_dvc_yaml(edited) == pipeline.render_dvc_yaml(params)
+        before = tracking.tracked_params(params, job.stage, job.run or None, job.config)
+        assert tracking.tracked_params(edited, job.stage, job.run or None, job.config) == before, job.name
+    assert dvc_yaml.render_dvc_yaml(edited) == dvc_yaml.render_dvc_yaml(params)
 
 
 def test_an_override_is_tracked_by_the_jobs_that_read_its_section() -> None:
@@ -181,14 +182,14 @@ def test_an_override_is_tracked_by_the_jobs_that_read_its_section() -> None:
 def test_a_config_tracks_the_configs_it_extends() -> None:
     params = load_params(REPO / "tests" / "fixtures" / "params.tiny.yaml")
     params["optimize"]["configs"]["strict"] = {"extends": "full", "weights": {"flip": 0.0}}
-    keys = pipeline.expand_keys(params, "optimize", "tiny", "strict")
+    keys = tracking.expand_keys(params, "optimize", "tiny", "strict")
     assert "optimize.configs.strict" in keys and "optimize.configs.full" in keys
     assert "optimize.configs.prior_only" not in keys
 
 
 def test_resolved_params_hold_the_runs_view_and_no_description() -> None:
     params = load_params(REPO / "tests" / "fixtures" / "params.tiny.yaml")
-    resolved = pipeline.resolved_params(params, "tiny_embedded")
+    resolved = tracking.resolved_params(params, "tiny_embedded")
     assert resolved["run"]["name"] == "tiny_embedded" and "description" not in yaml.safe_dump(resolved)
     assert resolved["base"]["seeds"] == [0] and resolved["budget"]["k_context"] == 2  # its overrides, merged
     assert set(resolved["datasets"]) == {"ethics_tiny"} and set(resolved["oracles"]) == {"smollm2"}

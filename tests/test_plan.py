@@ -18,11 +18,10 @@ from elicit.plan import (
     QUERY_PLAN_SCHEMA,
     BudgetConfig,
     PlanError,
-    order_context,
     plan_round,
-    shown_labels,
     zero_shot_queries,
 )
+from elicit.plan_context import order_context, shown_labels
 
 TEMPLATES = ["t0", "t1"]
 REPO = Path(__file__).resolve().parents[1]

@@ -25,7 +25,7 @@ def test_expand_derives_names_and_seeds() -> None:
     assert list(out) == ["a", "b", "a__draw1", "a__draw2"]
     assert out["a"].get("seed") is None  # draw 0 is the entry as written (base seed)
     assert [out[n]["seed"] for n in ("a__draw1", "a__draw2")] == [5, 6]
-    assert "b__draw1" not in out
+    assert "b__draw1" not in out and "replicates" not in out["a__draw1"]
     assert draws(runs, "a") == ["a", "a__draw1", "a__draw2"] and draws(runs, "b") == ["b"]
     assert draw_of("a__draw2") == ("a", 2) and draw_of("a") == ("a", 0) and draw_name("a", 0) == "a"
 

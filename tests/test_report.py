@@ -22,7 +22,9 @@ from elicit.plots import (
     plot_reliability,
     plot_zero_shot_hist,
 )
-from elicit.report import ReportConfig, nuisance_summary, render_report, render_summary, summary_table
+from elicit.report import ReportConfig, render_report, render_summary
+from elicit.report_tables import summary_table
+from elicit.report_text import nuisance_summary
 
 PNG = b"\x89PNG\r\n\x1a\n"
 CONFIGS = ("cfg_a", "cfg_b")
@@ -348,7 +350,7 @@ def test_report_with_nothing_at_all() -> None:
 
 
 def test_method_costs_charge_shared_rounds_and_own_jobs() -> None:
-    from elicit.report import method_costs
+    from elicit.report_tables import method_costs
 
     telemetry = [
         {

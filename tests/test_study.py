@@ -11,7 +11,7 @@ from elicit.evaluate import evaluate
 from elicit.optimize import OptimizeConfig
 from elicit.optimize.config import LossWeights
 from elicit.optimize.synthetic import SyntheticSpec, generate
-from elicit.report import gold_best_config
+from elicit.report_tables import gold_best_config
 from elicit.study import (
     StudyRun,
     compact_rows,

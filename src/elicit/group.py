@@ -17,13 +17,16 @@ Every item is in exactly one core per round, so it is in ≥ 1 group per round; 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
+from pydantic import Field, model_validator
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 from sklearn.cluster import KMeans, MiniBatchKMeans
 
+from elicit.config import SECTION, Int, build, fail, typed
 from elicit.errors import ElicitError
 
 GROUP_COLUMNS = ["round", "group_id", "item_id", "is_anchor"]
@@ -33,32 +36,36 @@ class GroupError(ElicitError, ValueError):
     """Bad grouping parameters; one line with the key and the fix."""
 
 
-@dataclass(frozen=True)
+@typed("group", GroupError)
+@pydantic_dataclass(frozen=True, config=SECTION)
 class GroupConfig:
-    """params.yaml ``group:``."""
+    """params.yaml ``group:``: how items are grouped for few-shot context."""
 
-    size: int = 10
-    """items per group, anchors and overlap included."""
-    n_anchors: int = 2
-    """global anchor items shown in every group."""
-    overlap: int = 2
-    """items each group borrows from outside its core (nearest to its centroid)."""
-    minibatch_above: int = 5000
-    """use MiniBatchKMeans above this many items (plain k-means is slow with thousands of clusters)."""
+    size: Int = Field(default=10, ge=2, description="items per group, anchors and overlap included")
+    n_anchors: Int = Field(default=2, ge=0, description="global anchor items shown in every group")
+    overlap: Int = Field(
+        default=2, ge=0, description="items each group borrows from outside its core (nearest to its centroid)"
+    )
+    minibatch_above: Int = Field(
+        default=5000,
+        ge=1,
+        description="use MiniBatchKMeans above this many items (plain k-means is slow with thousands of clusters)",
+    )
+
+    @model_validator(mode="after")
+    def _room(self) -> Self:
+        if self.size - self.n_anchors - self.overlap < 1:
+            fail(
+                ("size",),
+                f"{self.size} leaves no room for own items after n_anchors={self.n_anchors} and "
+                f"overlap={self.overlap}; raise group.size or lower the others",
+            )
+        return self
 
     @classmethod
-    def from_params(cls, d: dict[str, Any]) -> GroupConfig:
-        cfg = cls(**d)
-        if cfg.size < 2:
-            raise GroupError(f"group.size={cfg.size}: a group needs at least 2 items; set group.size >= 2")
-        if cfg.n_anchors < 0 or cfg.overlap < 0:
-            raise GroupError("group.n_anchors and group.overlap must be >= 0")
-        if cfg.size - cfg.n_anchors - cfg.overlap < 1:
-            raise GroupError(
-                f"group.size={cfg.size} leaves no room for own items after n_anchors={cfg.n_anchors} and "
-                f"overlap={cfg.overlap}; raise group.size or lower the others"
-            )
-        return cfg
+    def from_params(cls, d: Mapping[str, Any] | None) -> GroupConfig:
+        """Build from the params section (absent = defaults); unknown keys and bad values fail naming the key."""
+        return build(cls, {} if d is None else d, "group", GroupError)
 
 
 def _kmeans(x: np.ndarray, k: int, seed: int, minibatch_above: int) -> np.ndarray:

@@ -22,17 +22,18 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from pydantic import Field
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from elicit.config import SECTION, Float, build, typed
 from elicit.errors import ElicitError
 
-ACTIONS = ("flag", "drop", "none")
 KINDS = ("exact", "normalised", "near")
 """Duplicate kinds, strongest first."""
 NGRAM_RANGE = (3, 5)
@@ -47,38 +48,33 @@ class HygieneError(ElicitError, ValueError):
     """A bad ``hygiene:`` section; one line naming the key and the fix."""
 
 
-@dataclass(frozen=True)
+Action = Literal["flag", "drop", "none"]
+ACTIONS: tuple[str, ...] = get_args(Action)
+
+
+@typed("hygiene", HygieneError)
+@pydantic_dataclass(frozen=True, config=SECTION)
 class HygieneConfig:
     """params.yaml ``hygiene:`` (the load stage; a run may override it in ``runs.<run>.overrides.hygiene``)."""
 
-    action: str = "flag"
-    """``flag`` (keep rows, add ``dup_within``/``dup_other_split``), ``drop`` (remove them) or ``none`` (no check)."""
-    near_threshold: float | None = 0.9
-    """Cosine similarity of character 3-5-gram TF-IDF vectors from which two texts are near duplicates, in (0, 1];
-    null = only exact and normalised-text duplicates."""
+    action: Action = Field(
+        default="flag",
+        description="flag = keep rows, add dup_within / dup_other_split; drop = remove them; none = no check",
+    )
+    near_threshold: Float | None = Field(
+        default=0.9,
+        gt=0,
+        le=1,
+        description=(
+            "cosine similarity of character 3-5-gram TF-IDF vectors from which two texts are near duplicates; "
+            "null = only exact and normalised-text duplicates"
+        ),
+    )
 
     @classmethod
     def from_params(cls, d: Mapping[str, Any] | None) -> HygieneConfig:
         """Build from the params section (absent = defaults); unknown keys and bad values fail naming the key."""
-        if d is not None and not isinstance(d, Mapping):
-            raise HygieneError(f"hygiene must be a mapping, e.g. {{action: flag, near_threshold: 0.9}}; got {d!r}")
-        section = dict(d or {})
-        known = {"action", "near_threshold"}
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise HygieneError(f"hygiene: unknown key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(known))}")
-        cfg = cls(**section)
-        cfg.check()
-        return cfg
-
-    def check(self) -> None:
-        if self.action not in ACTIONS:
-            raise HygieneError(f"hygiene.action is {self.action!r}; use one of {', '.join(ACTIONS)}")
-        t = self.near_threshold
-        if t is not None and (isinstance(t, bool) or not isinstance(t, int | float) or not 0.0 < float(t) <= 1.0):
-            raise HygieneError(
-                f"hygiene.near_threshold is {t!r}; use a number in (0, 1] such as 0.9, or null for exact matches only"
-            )
+        return build(cls, {} if d is None else d, "hygiene", HygieneError)
 
 
 # --------------------------------------------------------------------------------------------- texts

@@ -25,7 +25,7 @@ Few-shot plan of round r (``plan_round``), the rules in order:
    With ``balanced_context`` the draw takes ``L // 2`` items shown 1 and the rest shown 0 (a random
    side gets the odd one) and falls back to the other side where one side runs short.
 5. **Order.** With ``permute_order`` each base query draws a ``perm_seed`` in [0, 2**31) and shows its
-   context sorted by ``splitmix64(perm_seed << 32 ^ item_id)`` (``order_context`` reproduces it);
+   context sorted by ``splitmix64(perm_seed << 32 ^ item_id)`` (``plan_context.order_context`` reproduces it);
    otherwise ``perm_seed = -1`` and the context is in ascending item_id.
 6. **Shown labels.** ``round(p_true)`` of the shown frame as int8: 1 if p > 0.5, 0 if p < 0.5, and a
    tie at exactly 0.5 shows ``item_id % 2`` (deterministic and balanced; missing priors are 0.5).
@@ -35,6 +35,9 @@ Few-shot plan of round r (``plan_round``), the rules in order:
    unflipped queries are balanced (+-1); without it all are pos and the template is ``c % T``. A flip
    twin shares its base query's framing, template, context and order.
 
+Rules 1-3 (the budget) are :mod:`elicit.plan_budget`, rules 4-6 (what a query shows) :mod:`elicit.plan_context`;
+this module checks the inputs, applies rule 7 and assembles the rows.
+
 Query ids: ``r{round}-g{group}-t{target}-q{j}``; flip ``...-q{j}-f{flipped_pos}``; zero-shot
 ``r{round}-t{target}-{framing}-{template}``. Randomness: independent streams spawned from
 ``SeedSequence([seed, round])`` per rule, so switching one ablation changes as little else as possible.
@@ -43,14 +46,18 @@ Query ids: ``r{round}-g{group}-t{target}-q{j}``; flip ``...-q{j}-f{flipped_pos}`
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from pydantic import Field
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
+from elicit.config import SECTION, Bool, Float, Int, build, typed
 from elicit.errors import ElicitError
+from elicit.plan_budget import flip_counts, flip_twins, home_groups, queries_per_item, ragged_arange
+from elicit.plan_context import draw_context, order_drawn_context, shown_labels
 from elicit.prompts import FRAMINGS
 
 QUERY_PLAN_COLUMNS: tuple[str, ...] = (
@@ -96,77 +103,49 @@ class PlanError(ElicitError, ValueError):
     """Bad budget value or bad plan input; the message is one line naming the key and the fix."""
 
 
-@dataclass(frozen=True)
+@typed("budget", PlanError)
+@pydantic_dataclass(frozen=True, config=SECTION)
 class BudgetConfig:
     """params.yaml ``budget:``: how many oracle calls a few-shot round spends, and the ablation switches."""
 
-    k_context: int = 4
-    """context items shown per few-shot query (the embedded server costs ~0.4 s per shown item)."""
-    queries_per_item: int = 2
-    """queries per item per round, flip twins included."""
-    flip_fraction: float = 0.25
-    """share of the queries that are flip twins, in [0, 1)."""
-    adaptive: bool = True
-    """from round 2, give the most uncertain groups extra queries."""
-    adaptive_fraction: float = 0.3
-    """share of groups (most uncertain first) that get the extra queries, in [0, 1]."""
-    adaptive_extra: int = 1
-    """extra queries per home target of a selected group."""
-    permute_order: bool = True
-    """random context order per query (identifies position bias); off: ascending item_id."""
-    both_framings: bool = True
-    """alternate pos/neg framings (identifies acquiescence); off: pos only."""
-    flips: bool = True
-    """plan flip twins (identify label copying and coupling); off: no flips."""
-    balanced_context: bool = False
-    """draw context so shown labels are balanced where the group allows; off: uniform draw."""
-
-    def __post_init__(self) -> None:
-        defaults = BudgetConfig.__dataclass_fields__
-        for name in ("k_context", "queries_per_item"):
-            _check_int(name, getattr(self, name), 1, defaults[name].default)
-        _check_int("adaptive_extra", self.adaptive_extra, 0, defaults["adaptive_extra"].default)
-        _check_fraction("flip_fraction", self.flip_fraction, upper_open=True, default=0.25)
-        _check_fraction("adaptive_fraction", self.adaptive_fraction, upper_open=False, default=0.3)
-        for name in ("adaptive", "permute_order", "both_framings", "flips", "balanced_context"):
-            value = getattr(self, name)
-            if not isinstance(value, bool | np.bool_):
-                raise PlanError(
-                    f"budget.{name} = {value!r}: must be true or false; fix it in params.yaml "
-                    f"(default {str(defaults[name].default).lower()})"
-                )
+    k_context: Int = Field(
+        default=4,
+        ge=1,
+        description="context items shown per few-shot query (the embedded server costs ~0.4 s per shown item)",
+    )
+    queries_per_item: Int = Field(
+        default=2, ge=1, description="oracle calls per item per few-shot round, flip twins included"
+    )
+    flip_fraction: Float = Field(
+        default=0.25, ge=0, lt=1, description="share of those calls that are flip twins (one shown label flipped)"
+    )
+    adaptive: Bool = Field(default=True, description="from round 2, give the most uncertain groups extra calls")
+    adaptive_fraction: Float = Field(
+        default=0.3,
+        ge=0,
+        le=1,
+        description="share of groups (most uncertain by mean 1 - |2p - 1|) that get the extra calls",
+    )
+    adaptive_extra: Int = Field(default=1, ge=0, description="extra calls per target item of a selected group")
+    permute_order: Bool = Field(
+        default=True,
+        description="random context order per query (identifies position bias); false: ascending item_id",
+    )
+    both_framings: Bool = Field(
+        default=True, description="alternate pos/neg framings (identifies acquiescence); false: pos only"
+    )
+    flips: Bool = Field(
+        default=True, description="plan flip twins (identify label copying and coupling); false: no flips"
+    )
+    balanced_context: Bool = Field(
+        default=False,
+        description="draw context so shown labels are balanced where the group allows; false: uniform draw",
+    )
 
     @classmethod
     def from_params(cls, d: Mapping[str, Any] | None) -> BudgetConfig:
         """Build from the ``budget:`` mapping; missing keys take the defaults, unknown keys are an error."""
-        if d is None:
-            return cls()
-        if not isinstance(d, Mapping):
-            raise PlanError(f"budget must be a mapping of budget keys, got {type(d).__name__}; fix params.yaml")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise PlanError(f"budget.{unknown[0]}: unknown key; remove it or use one of {', '.join(sorted(known))}")
-        return cls(**dict(d))
-
-
-def _check_int(name: str, value: Any, lo: int, default: Any) -> None:
-    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer) or value < lo:
-        raise PlanError(
-            f"budget.{name} = {value!r}: must be an integer >= {lo}; fix it in params.yaml (default {default})"
-        )
-
-
-def _check_fraction(name: str, value: Any, upper_open: bool, default: float) -> None:
-    ok = not isinstance(value, bool | np.bool_) and isinstance(value, int | float | np.integer | np.floating)
-    if ok:
-        v = float(value)
-        ok = bool(np.isfinite(v)) and v >= 0 and (v < 1 if upper_open else v <= 1)
-    if not ok:
-        interval = "[0, 1)" if upper_open else "[0, 1]"
-        raise PlanError(
-            f"budget.{name} = {value!r}: must be a number in {interval}; fix it in params.yaml (default {default})"
-        )
+        return build(cls, {} if d is None else d, "budget", PlanError)
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -189,13 +168,6 @@ def _check_templates(templates: Sequence[str]) -> list[str]:
     if len(set(out)) != len(out) or any(not t or any(c.isspace() for c in t) for t in out):
         raise PlanError(f"template ids must be unique, non-empty and without spaces; got {out!r}")
     return out
-
-
-def shown_labels(p_true: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
-    """Label shown for an item: round(p_true) as int8, a tie at exactly 0.5 shows ``item_id % 2``."""
-    p = np.asarray(p_true, dtype=np.float64)
-    ids = np.asarray(item_ids, dtype=np.int64)
-    return ((p > 0.5) | ((p == 0.5) & (ids % 2 == 1))).astype(np.int8)
 
 
 def _shown_p(shown: pd.DataFrame, n: int) -> np.ndarray:
@@ -235,53 +207,6 @@ def _membership(groups: pd.DataFrame, rnd: int, n: int) -> tuple[np.ndarray, np.
         missing = int(np.flatnonzero(~covered)[0])
         raise PlanError(f"item {missing} is in no group of round {rnd}; every item needs >= 1 group per round")
     return gid, it
-
-
-def _ragged_arange(lengths: np.ndarray) -> np.ndarray:
-    """Concatenation of arange(l) for each l (0..l-1 within each segment)."""
-    lengths = np.asarray(lengths, dtype=np.int64)
-    total = int(lengths.sum())
-    starts = np.cumsum(lengths) - lengths
-    return np.arange(total, dtype=np.int64) - np.repeat(starts, lengths)
-
-
-def _rank_within(keys_sorted: np.ndarray) -> np.ndarray:
-    """Rank of each element within its run of equal keys (keys already sorted)."""
-    n = len(keys_sorted)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    new = np.r_[True, keys_sorted[1:] != keys_sorted[:-1]]
-    start = np.maximum.accumulate(np.where(new, np.arange(n), 0))
-    return np.arange(n, dtype=np.int64) - start
-
-
-_M1 = np.uint64(0x9E3779B97F4A7C15)
-_M2 = np.uint64(0xBF58476D1CE4E5B9)
-_M3 = np.uint64(0x94D049BB133111EB)
-
-
-def _order_key(perm_seed: np.ndarray, item_id: np.ndarray) -> np.ndarray:
-    """splitmix64(perm_seed << 32 ^ item_id): a per-query random sort key, reproducible from perm_seed."""
-    x = (np.asarray(perm_seed, dtype=np.int64).astype(np.uint64) << np.uint64(32)) ^ np.asarray(
-        item_id, dtype=np.int64
-    ).astype(np.uint64)
-    x = x + _M1
-    x = (x ^ (x >> np.uint64(30))) * _M2
-    x = (x ^ (x >> np.uint64(27))) * _M3
-    return x ^ (x >> np.uint64(31))
-
-
-def order_context(context_ids: Sequence[int] | np.ndarray, perm_seed: int) -> np.ndarray:
-    """The order in which a query shows its context items: reproduces ``plan_round`` from ``perm_seed``.
-
-    ``perm_seed == -1`` means no permutation (ascending item_id); otherwise items are sorted by
-    ``splitmix64(perm_seed << 32 ^ item_id)`` (a bijection, so no ties), whatever order they are given in.
-    """
-    ids = np.asarray(context_ids, dtype=np.int64)
-    if perm_seed == -1:
-        return np.sort(ids)
-    key = _order_key(np.full(len(ids), perm_seed, dtype=np.int64), ids)
-    return ids[np.argsort(key, kind="stable")]
 
 
 def _lists(offsets: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -395,24 +320,9 @@ def plan_round(
     g_size = np.bincount(g_idx, minlength=len(g_ids)).astype(np.int64)
     g_start = np.cumsum(g_size) - g_size
 
-    # 1. home group: uniform among the item's groups
-    key = rng_home.random(len(it))
-    by_item = np.lexsort((key, it))
-    first = np.r_[True, it[by_item][1:] != it[by_item][:-1]]
-    home = g_idx[by_item[first]]  # indexed by item_id (every item covered, sorted)
-
-    # 2. budget per item
-    q = np.full(n, cfg.queries_per_item, dtype=np.int64)
-    if cfg.adaptive and round >= 2 and cfg.adaptive_extra > 0:
-        n_sel = int(np.floor(cfg.adaptive_fraction * len(g_ids) + 0.5))
-        if n_sel > 0:
-            unc = 1.0 - np.abs(2.0 * p[it] - 1.0)
-            g_unc = np.bincount(g_idx, weights=unc, minlength=len(g_ids)) / g_size
-            ranked = np.lexsort((g_ids, -g_unc))
-            selected = np.zeros(len(g_ids), dtype=bool)
-            selected[ranked[:n_sel]] = True
-            q += np.where(selected[home], cfg.adaptive_extra, 0)
-
+    # 1.-3. home group, queries per item, how many of them are flip twins (elicit.plan_budget)
+    home = home_groups(it, g_idx, rng_home)
+    q = queries_per_item(cfg, int(round), p, it, g_ids, g_idx, g_size, home)
     ctx_len = np.minimum(cfg.k_context, g_size[home] - 1)  # per item
 
     # random rank of each item: spreads framings and templates evenly over the round
@@ -420,21 +330,12 @@ def plan_round(
     rank = np.empty(n, dtype=np.int64)
     rank[perm] = np.arange(n)
 
-    # 3. flips: systematic allocation in a random item order, capped to distinct (base, position)
-    flip_order = rng_flip.permutation(n)
-    u = rng_flip.random()
-    n_flip = np.zeros(n, dtype=np.int64)
-    if cfg.flips and cfg.flip_fraction > 0:
-        expected = q[flip_order] * cfg.flip_fraction
-        cum = np.floor(np.concatenate([[0.0], np.cumsum(expected)]) + u)
-        n_flip[flip_order] = np.diff(cum).astype(np.int64)
-        cap = (q * ctx_len) // (ctx_len + 1)
-        n_flip = np.minimum(n_flip, cap)
+    n_flip = flip_counts(cfg, q, ctx_len, rng_flip)
     n_base = q - n_flip
 
     # base queries, grouped by item (item_id order), j = 0..n_base-1
     b_item = np.repeat(np.arange(n, dtype=np.int64), n_base)
-    b_j = _ragged_arange(n_base)
+    b_j = ragged_arange(n_base)
     n_b = len(b_item)
     # 7. framing/template by a counter c over bases ordered by (item has flips, rank, j): the flipped
     # bases and the others are each balanced, and an item's consecutive queries alternate framing
@@ -448,50 +349,14 @@ def plan_round(
         b_tpl = counter % n_tpl
     b_len = ctx_len[b_item]
 
-    # 4. context: candidates = the home group's members except the target
+    # 4.-5. context from the home group, and its order (elicit.plan_context)
     b_g = home[b_item]
-    pair_b = np.repeat(np.arange(n_b, dtype=np.int64), g_size[b_g])
-    pair_item = it[np.repeat(g_start[b_g], g_size[b_g]) + _ragged_arange(g_size[b_g])]
-    keep = pair_item != b_item[pair_b]
-    pair_b, pair_item = pair_b[keep], pair_item[keep]
-    pair_key = rng_ctx.random(len(pair_b))
-    odd_side = rng_ctx.integers(0, 2, n_b)
-    pair_lab = label[pair_item]
-    if cfg.balanced_context:
-        order = np.argsort(pair_b * 2 + pair_lab + pair_key, kind="stable")
-        pair_b, pair_item, pair_lab = pair_b[order], pair_item[order], pair_lab[order]
-        r = _rank_within(pair_b * 2 + pair_lab)
-        c1 = np.bincount(pair_b, weights=pair_lab, minlength=n_b).astype(np.int64)
-        c0 = np.bincount(pair_b, minlength=n_b).astype(np.int64) - c1
-        want1 = b_len // 2 + (b_len % 2) * odd_side
-        n1 = np.clip(want1, b_len - c0, c1)
-        n0 = b_len - n1
-        chosen = r < np.where(pair_lab == 1, n1[pair_b], n0[pair_b])
-    else:
-        order = np.argsort(pair_b + pair_key, kind="stable")
-        pair_b, pair_item = pair_b[order], pair_item[order]
-        chosen = _rank_within(pair_b) < b_len[pair_b]
-    sel_b, sel_item = pair_b[chosen], pair_item[chosen]
-
-    # 5. order
-    perm_seed = rng_perm.integers(0, 2**31, n_b, dtype=np.int64)
-    if cfg.permute_order:
-        by_key = np.argsort(_order_key(perm_seed[sel_b], sel_item), kind="stable")
-        order = by_key[np.argsort(sel_b[by_key], kind="stable")]
-    else:
-        perm_seed = np.full(n_b, -1, dtype=np.int64)
-        by_item = np.argsort(sel_item, kind="stable")
-        order = by_item[np.argsort(sel_b[by_item], kind="stable")]
-    sel_item = sel_item[order]
+    sel_b, sel_item = draw_context(b_item, b_g, b_len, it, g_start, g_size, label, cfg.balanced_context, rng_ctx)
+    perm_seed, sel_item = order_drawn_context(sel_b, sel_item, n_b, cfg.permute_order, rng_perm)
     b_off = np.concatenate([[0], np.cumsum(b_len)])
 
-    # flip twins: flip m of an item copies base (m mod n_base) and flips (start + m div n_base) mod L
-    pos_start = np.floor(rng_pos.random(n_b) * np.maximum(b_len, 1)).astype(np.int64)
-    f_item = np.repeat(np.arange(n, dtype=np.int64), n_flip)
-    f_m = _ragged_arange(n_flip)
-    item_first_b = np.cumsum(n_base) - n_base
-    f_base = item_first_b[f_item] + f_m % n_base[f_item]
-    f_pos = (pos_start[f_base] + f_m // n_base[f_item]) % np.maximum(b_len[f_base], 1)
+    # flip twins: the base query and the position each one flips (elicit.plan_budget)
+    f_base, f_pos = flip_twins(n_flip, n_base, b_len, rng_pos)
 
     # all rows: bases then flips, sorted by (group, target, j, flipped_pos)
     row_base = np.concatenate([np.arange(n_b, dtype=np.int64), f_base])
@@ -507,7 +372,7 @@ def plan_round(
 
     row_len = b_len[row_base]
     row_off = np.concatenate([[0], np.cumsum(row_len)])
-    flat = np.repeat(b_off[:-1][row_base], row_len) + _ragged_arange(row_len)
+    flat = np.repeat(b_off[:-1][row_base], row_len) + ragged_arange(row_len)
     ctx_ids = sel_item[flat]
     ctx_shown = label[ctx_ids].copy()
     is_flip = row_flip >= 0

@@ -64,7 +64,8 @@ def expand_replicates(runs: Mapping[str, Mapping[str, Any]], base_seed: int) -> 
                     f"params.yaml: runs.{derived}: this name is draw {k} of runs.{name} (replicates: {n}); "
                     "rename the hand-written run or lower replicates"
                 )
-            out[derived] = {**entry, "seed": seed + k, "description": _draw_description(entry, name, k, n)}
+            own = {key: v for key, v in entry.items() if key != "replicates"}  # a draw is a plain run
+            out[derived] = {**own, "seed": seed + k, "description": _draw_description(entry, name, k, n)}
     return out
 
 

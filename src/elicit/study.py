@@ -22,7 +22,7 @@ import pandas as pd
 from elicit.contracts import STUDY_COLUMNS
 from elicit.evaluate import CHEAP_BASELINES, NUISANCE_WARN, compare, metric_row
 from elicit.replicates import MIN_DRAWS, compare_draws, pgr_over_draws, t_interval
-from elicit.report import gold_best_config, summary_table
+from elicit.report_tables import gold_best_config, summary_table
 
 COLUMNS: tuple[str, ...] = STUDY_COLUMNS
 """One accuracy column per method (the registry's ``in_study`` methods, upper bounds last)."""

@@ -1,5 +1,6 @@
-# Helpers shared by all rules: schema validation, wildcard constraints, and the stage registry (src/elicit/pipeline.py)
-# handed to Snakemake: each rule's inputs, outputs, tracked params, log, benchmark and command, as dvc.yaml has them.
+# Helpers shared by all rules: schema validation, wildcard constraints, and the stage registry (src/elicit/pipeline.py,
+# with what each job tracks in src/elicit/tracking.py) handed to Snakemake: each rule's inputs, outputs, tracked params,
+# log, benchmark and command, as dvc.yaml has them.
 import os
 import re
 import sys
@@ -9,7 +10,7 @@ from snakemake.iocontainers import Namedlist
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from elicit import config as params_rules  # noqa: E402
-from elicit import pipeline  # noqa: E402
+from elicit import pipeline, tracking  # noqa: E402
 from elicit.paths import is_folder  # noqa: E402
 
 # The files params.yaml includes (the study's runs: study.yaml), then the schema (workflow/schemas/) and the checks
@@ -59,7 +60,7 @@ def stage_inputs(name):
         out["data"] = lambda wildcards: spec.reads(config, _wildcards(wildcards))
     if spec.after:
         out["after"] = lambda wildcards: spec.after(config, _wildcards(wildcards))
-    out["src"] = pipeline.sources(spec.stage)
+    out["src"] = tracking.sources(spec.stage)
     return out
 
 
@@ -81,8 +82,8 @@ def tracked(name):
     them; never a description) with their values: a changed value re-runs the job, as under DVC."""
     spec = pipeline.RULES[name]
     if not spec.per_run:
-        return pipeline.tracked_params(config, spec.stage)
-    return lambda wildcards: pipeline.tracked_params(config, spec.stage, wildcards.run, wildcards.get("config"))
+        return tracking.tracked_params(config, spec.stage)
+    return lambda wildcards: tracking.tracked_params(config, spec.stage, wildcards.run, wildcards.get("config"))
 
 
 def stage_log(name):

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, get_args
 
 import numpy as np
 import pandas as pd
+from pydantic import AfterValidator, Field
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from elicit.baselines.votes import (
     as_float,
@@ -30,10 +32,11 @@ from elicit.baselines.votes import (
     prior_scores,
     sigmoid,
 )
+from elicit.config import SECTION, Int, Str, build, typed
 from elicit.contracts import UNLABELLED, ConsistencyRule, answer_keys, consistency_groups, repair
 from elicit.errors import ElicitError
 from elicit.plan import QUERY_PLAN_COLUMNS
-from elicit.prompts import FRAMINGS
+from elicit.prompts import Framing
 
 Ask = Callable[[pd.DataFrame], pd.DataFrame]
 """Oracle driver as the baselines see it: query rows in, the same rows with answer columns (``score``...) out.
@@ -53,68 +56,61 @@ class BaselineConfigError(ElicitError, ValueError):
 # Configs
 
 
-def check_keys(section: str, d: Mapping[str, Any], allowed: set[str]) -> None:
-    if not isinstance(d, Mapping):
-        raise BaselineConfigError(f"baselines.{section}: must be a mapping, got {type(d).__name__}")
-    unknown = sorted(set(d) - allowed)
-    if unknown:
-        raise BaselineConfigError(
-            f"baselines.{section}.{unknown[0]}: unknown key; allowed keys: {', '.join(sorted(allowed))}"
-        )
+def _distinct(framings: tuple[Framing, ...]) -> tuple[Framing, ...]:
+    if len(set(framings)) != len(framings):
+        raise ValueError(f"{list(framings)!r} lists a framing twice; use [pos, neg] or [pos]")
+    return framings
 
 
-def check_framings(section: str, framings: Sequence[str]) -> tuple[str, ...]:
-    out = tuple(str(f) for f in framings)
-    if not out or any(f not in FRAMINGS for f in out) or len(set(out)) != len(out):
-        raise BaselineConfigError(
-            f"baselines.{section}.framings: {list(out)!r} is not a list of distinct framings; use [pos, neg] or [pos]"
-        )
-    return out
+Framings = Annotated[
+    tuple[Framing, ...], Field(min_length=1, json_schema_extra={"uniqueItems": True}), AfterValidator(_distinct)
+]
+"""Distinct framings asked per item (``[pos, neg]`` or one of them); scores are averaged over them."""
+ALL_FRAMINGS: tuple[Framing, ...] = get_args(Framing)
 
 
-@dataclass(frozen=True)
+@typed("baselines.fewshot", BaselineConfigError)
+@pydantic_dataclass(frozen=True, config=SECTION)
 class FewShotConfig:
-    """params ``baselines.fewshot`` (golden, random and bootstrap prompts)."""
+    """params ``baselines.fewshot``: golden_fewshot, random_fewshot and bootstrap_fewshot prompts."""
 
-    k_context: int = 4
-    """context items per prompt, drawn from the target's group (fewer if the group is smaller)."""
-    framings: tuple[str, ...] = FRAMINGS
-    """framings asked per target; p_true averages their scores, so both cancel acquiescence."""
-    template_id: str | None = None
-    """template of every prompt; the stage fills in the dataset's first template when unset."""
-    group_round: int = 1
-    """which grouping's groups supply the context (golden and random; bootstrap round r uses grouping r)."""
-
-    def __post_init__(self) -> None:
-        if self.k_context < 1:
-            raise BaselineConfigError(f"baselines.fewshot.k_context={self.k_context}: must be >= 1")
-        object.__setattr__(self, "framings", check_framings("fewshot", self.framings))
+    k_context: Int = Field(
+        default=4,
+        ge=1,
+        description="context items per prompt, drawn from the target's group (fewer if the group is smaller)",
+    )
+    framings: Framings = Field(
+        default=ALL_FRAMINGS,
+        description="framings asked per target; p_true = sigmoid(mean score), so both together cancel acquiescence",
+    )
+    template_id: Str | None = Field(
+        default=None, description="template of every prompt; the stage fills in the dataset's first template when unset"
+    )
+    group_round: Int = Field(
+        default=1,
+        ge=1,
+        description="which grouping's groups supply the context (golden and random; bootstrap round r uses grouping r)",
+    )
 
     @classmethod
     def from_params(cls, d: Mapping[str, Any] | None) -> FewShotConfig:
-        d = dict(d or {})
-        check_keys("fewshot", d, {"k_context", "framings", "template_id", "group_round"})
-        if "framings" in d:
-            d["framings"] = tuple(d["framings"])
-        return cls(**d)
+        """Build from the params section (absent = defaults); unknown keys and bad values fail naming the key."""
+        return build(cls, {} if d is None else d, "baselines.fewshot", BaselineConfigError)
 
 
-@dataclass(frozen=True)
+@typed("baselines.bootstrap", BaselineConfigError)
+@pydantic_dataclass(frozen=True, config=SECTION)
 class BootstrapConfig:
     """params ``baselines.bootstrap``."""
 
-    rounds: int = 2
-    """re-prompting rounds after the zero-shot labels."""
-
-    def __post_init__(self) -> None:
-        if self.rounds < 1:
-            raise BaselineConfigError(f"baselines.bootstrap.rounds={self.rounds}: must be >= 1")
+    rounds: Int = Field(
+        default=2, ge=1, description="re-prompting rounds with the model's own labels after the zero-shot labels"
+    )
 
     @classmethod
     def from_params(cls, d: Mapping[str, Any] | None) -> BootstrapConfig:
-        d = dict(d or {})
-        check_keys("bootstrap", d, {"rounds"})
-        return cls(**d)
+        """Build from the params section (absent = defaults); unknown keys and bad values fail naming the key."""
+        return build(cls, {} if d is None else d, "baselines.bootstrap", BaselineConfigError)
 
 
 def require_template(template_id: str | None, section: str) -> str:

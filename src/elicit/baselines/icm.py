@@ -33,25 +33,27 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
+from pydantic import Field, model_validator
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from elicit.baselines.fewshot import (
+    ALL_FRAMINGS,
     Ask,
     BaselineConfigError,
+    Framings,
     QueryRows,
     ask_scores,
-    check_framings,
-    check_keys,
     concat_calls,
     item_count,
     require_template,
     soft_labels,
 )
 from elicit.baselines.votes import labels_frame, prior_scores, sigmoid
+from elicit.config import SECTION, Float, Int, Str, build, fail, typed
 from elicit.contracts import (
     UNLABELLED,
     ConsistencyRule,
@@ -62,7 +64,6 @@ from elicit.contracts import (
     repair_group,
     violations,
 )
-from elicit.prompts import FRAMINGS
 
 TRACE_COLUMNS = ["step", "energy", "n_labelled", "accepted", "temperature"]
 PRIORITY = 100.0
@@ -70,62 +71,60 @@ PRIORITY = 100.0
 """
 
 
-@dataclass(frozen=True)
+@typed("baselines.icm", BaselineConfigError)
+@pydantic_dataclass(frozen=True, config=SECTION)
 class ICMConfig:
-    """params ``baselines.icm``; defaults follow the paper where it gives them."""
+    """params ``baselines.icm``: Internal Coherence Maximization (Wen et al. 2025) within a call budget; defaults
+    follow the paper where it gives them."""
 
-    n_init: int = 8
-    """randomly labelled items to start from (paper: K = 8)."""
-    alpha: float = 50.0
-    """weight of mutual predictability against the inconsistency count (paper: 50)."""
-    t0: float = 10.0
-    """initial annealing temperature (paper: 10)."""
-    t_min: float = 0.01
-    """final temperature (paper: 0.01)."""
-    beta: float = 2.0
-    """cooling rate of T = t0 / (1 + beta * log n) (the reference implementation's log schedule uses 2)."""
-    k_context: int = 4
-    """labelled items shown per prompt: the nearest by embedding cosine (few: prompt length is call cost)."""
-    max_items: int = 256
-    """items ICM works on (a random sample of whole consistency groups above this; paper's batch: 256)."""
-    max_calls: int | None = None
-    """oracle calls allowed in all; None: ``calls_per_item`` x the items worked on."""
-    calls_per_item: float = 4.0
-    """budget per item when max_calls is None."""
-    n_rescore: int = 1
-    """labelled neighbours re-scored per label-changing proposal (0: judge a proposal by its own term only).
-    """
-    framings: tuple[str, ...] = FRAMINGS
-    """framings asked per query; their scores are averaged (both cancel acquiescence)."""
-    template_id: str | None = None
-    """template of every prompt; the stage fills in the dataset's first template when unset."""
+    n_init: Int = Field(default=8, ge=1, description="randomly labelled items to start from (paper: K = 8)")
+    alpha: Float = Field(
+        default=50.0, ge=0, description="weight of mutual predictability against the inconsistency count (paper: 50)"
+    )
+    t0: Float = Field(default=10.0, gt=0, description="initial annealing temperature (paper: 10)")
+    t_min: Float = Field(default=0.01, gt=0, description="final temperature, at most t0 (paper: 0.01)")
+    beta: Float = Field(
+        default=2.0,
+        ge=0,
+        description="cooling rate: T = max(t_min, t0 / (1 + beta * log n)), n = step (the reference implementation: 2)",
+    )
+    k_context: Int = Field(
+        default=4,
+        ge=1,
+        description="labelled items shown per prompt, the nearest by embedding cosine (few: prompt length costs)",
+    )
+    max_items: Int = Field(
+        default=256,
+        ge=2,
+        description="items ICM works on (a random sample of whole consistency groups above this; paper's batch: 256)",
+    )
+    max_calls: Int | None = Field(
+        default=None, ge=1, description="oracle calls allowed in all; null = calls_per_item x the items worked on"
+    )
+    calls_per_item: Float = Field(default=4.0, gt=0, description="budget per item when max_calls is null")
+    n_rescore: Int = Field(
+        default=1,
+        ge=0,
+        description="labelled neighbours re-scored per label-changing proposal (0: judge a proposal by its own term)",
+    )
+    framings: Framings = Field(
+        default=ALL_FRAMINGS,
+        description="framings asked per query; their scores are averaged (both together cancel acquiescence)",
+    )
+    template_id: Str | None = Field(
+        default=None, description="template of every prompt; the stage fills in the dataset's first template when unset"
+    )
 
-    def __post_init__(self) -> None:
-        checks = [
-            ("n_init", self.n_init >= 1, ">= 1"),
-            ("alpha", self.alpha >= 0, ">= 0"),
-            ("t0", self.t0 > 0, "> 0"),
-            ("t_min", 0 < self.t_min <= self.t0, "in (0, t0]"),
-            ("beta", self.beta >= 0, ">= 0"),
-            ("k_context", self.k_context >= 1, ">= 1"),
-            ("max_items", self.max_items >= 2, ">= 2"),
-            ("max_calls", self.max_calls is None or self.max_calls >= 1, ">= 1 or null"),
-            ("calls_per_item", self.calls_per_item > 0, "> 0"),
-            ("n_rescore", self.n_rescore >= 0, ">= 0"),
-        ]
-        for key, ok, what in checks:
-            if not ok:
-                raise BaselineConfigError(f"baselines.icm.{key}={getattr(self, key)!r}: must be {what}")
-        object.__setattr__(self, "framings", check_framings("icm", self.framings))
+    @model_validator(mode="after")
+    def _cooling(self) -> Self:
+        if self.t_min > self.t0:
+            fail(("t_min",), f"{self.t_min} is above t0 = {self.t0}; the final temperature is at most the initial one")
+        return self
 
     @classmethod
     def from_params(cls, d: Mapping[str, Any] | None) -> ICMConfig:
-        d = dict(d or {})
-        allowed = {f for f in cls.__dataclass_fields__}
-        check_keys("icm", d, allowed)
-        if "framings" in d:
-            d["framings"] = tuple(d["framings"])
-        return cls(**d)
+        """Build from the params section (absent = defaults); unknown keys and bad values fail naming the key."""
+        return build(cls, {} if d is None else d, "baselines.icm", BaselineConfigError)
 
     def budget(self, n_items: int) -> int:
         """Calls allowed for a run over ``n_items`` items."""

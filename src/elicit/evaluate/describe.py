@@ -203,6 +203,11 @@ def adversarial_start_notes(methods: Sequence[str], agreement: np.ndarray) -> li
 # ---------------------------------------- metrics.json
 
 
+SIMULATOR_KEY = "_simulator"
+"""metrics.json's entry for what only a simulated oracle knows (``belief_ceiling``): a leading underscore, which
+the name pattern forbids, so no method or config can take it."""
+
+
 def _clean(v: float) -> float | None:
     return None if v is None or not math.isfinite(v) else round(float(v), 6)
 

@@ -38,8 +38,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from elicit.config import ParamsError
+from elicit.config import SECTION, Float, Int, build, typed
 
 Labels = Mapping[str, Mapping[int, pd.DataFrame]]
 """method -> seed -> DataFrame(item_id, p_true)."""
@@ -58,34 +60,23 @@ _EPS = 1e-6
 _CHUNK_CELLS = 4_000_000  # bootstrap rows x items processed at once: bounds memory at a few hundred MB
 
 
-@dataclass(frozen=True)
+@typed("evaluate")
+@pydantic_dataclass(frozen=True, config=SECTION)
 class EvaluateConfig:
     """The ``evaluate:`` section of params.yaml."""
 
-    n_boot: int = 1000
-    """Bootstrap resamples of the gold items (shared by all methods, so comparisons are paired)."""
-    ece_bins: int = 10
-    """Equal-mass bins for the expected calibration error."""
-    ci: float = 0.95
-    """Coverage of the percentile bootstrap intervals."""
-
-    def __post_init__(self) -> None:
-        if self.n_boot < 0:
-            raise ParamsError(f"evaluate.n_boot: {self.n_boot} must be >= 0; use e.g. 1000")
-        if self.ece_bins < 1:
-            raise ParamsError(f"evaluate.ece_bins: {self.ece_bins} must be >= 1; use e.g. 10")
-        if not 0.0 < self.ci < 1.0:
-            raise ParamsError(f"evaluate.ci: {self.ci} must be in (0, 1); use e.g. 0.95")
+    n_boot: Int = Field(
+        default=1000,
+        ge=0,
+        description="bootstrap resamples of the gold items, shared by all methods (paired comparisons)",
+    )
+    ece_bins: Int = Field(default=10, ge=1, description="equal-mass bins for the expected calibration error")
+    ci: Float = Field(default=0.95, gt=0, lt=1, description="coverage of the percentile bootstrap intervals")
 
     @classmethod
     def from_dict(cls, section: Mapping[str, Any] | None) -> EvaluateConfig:
-        """Build from the params section, naming unknown keys so typos do not pass silently."""
-        section = dict(section or {})
-        known = {"n_boot", "ece_bins", "ci"}
-        unknown = sorted(set(section) - known)
-        if unknown:
-            raise ParamsError(f"evaluate: unknown key(s) {unknown}; known keys are {sorted(known)}")
-        return cls(**section)
+        """Build from the params section (absent = defaults); unknown keys and bad values fail naming the key."""
+        return build(cls, {} if section is None else section, "evaluate")
 
 
 # ---------------------------------------- helpers

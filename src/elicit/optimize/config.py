@@ -1,72 +1,77 @@
 """Typed, validated optimizer configs built from the ``optimize:`` section of params.yaml.
 
-Configs are frozen so a fit can never change the settings it reports; ``from_params`` rejects unknown keys,
-negative weights and unknown optimizers with one line that names the key and the fix, because a typo in a
-swept config would otherwise silently fall back to a default and the sweep would compare the wrong things.
+Configs are frozen so a fit can never change the settings it reports; unknown keys, negative weights and unknown
+optimizers fail with one line that names the key and the fix, because a typo in a swept config would otherwise
+silently fall back to a default and the sweep would compare the wrong things.
+
+``optimize:`` as written (:data:`OptimizeParams`): shared keys at its top level (defaults of every config), the
+between-rounds ``loop_config``, the swept ``configs`` (one may ``extends:`` another; weights merge term by term)
+and the ``select`` rule. :class:`OptimizeSection` is the section resolved: every config complete and checked.
 """
 
 from __future__ import annotations
 
-import difflib
-import math
-from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import fields, replace
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, get_args
 
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
+from pydantic.dataclasses import dataclass as pydantic_dataclass
+
+from elicit.config import (
+    SECTION,
+    Float,
+    HiddenStr,
+    Int,
+    Name,
+    _nearest,
+    annotated,
+    build,
+    entries,
+    fail,
+    key_path,
+    partial,
+    problem,
+    required,
+    typed,
+    validate,
+)
 from elicit.errors import ElicitError
 
-LOSS_NAMES: tuple[str, ...] = (
-    "mutual",
-    "prior",
-    "ranking",
-    "consistency",
-    "balance",
-    "entropy",
-    "flip",
-    "nuisance",
-)
-OPTIMIZERS: tuple[str, ...] = ("adamw", "lbfgs")
-INITS: tuple[str, ...] = ("prior", "inverted")
-SELECT_METHODS: tuple[str, ...] = ("heldout",)
+LossName = Literal["mutual", "prior", "ranking", "consistency", "balance", "entropy", "flip", "nuisance"]
+Optimizer = Literal["adamw", "lbfgs"]
+Init = Literal["prior", "inverted"]
+SelectMethod = Literal["heldout"]
+LOSS_NAMES: tuple[str, ...] = get_args(LossName)
+OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
+INITS: tuple[str, ...] = get_args(Init)
+SELECT_METHODS: tuple[str, ...] = get_args(SelectMethod)
 
 
 class OptimizeError(ElicitError, ValueError):
     """Bad optimizer input or a diverging fit, stated in one line (what, where, and the fix)."""
 
 
-def _suggest(key: str, known: tuple[str, ...] | list[str]) -> str:
-    close = difflib.get_close_matches(key, list(known), n=1)
-    hint = f" (did you mean '{close[0]}'?)" if close else ""
-    return f"{hint}; known keys: {', '.join(known)}"
+Weight = Annotated[Float, Field(ge=0)]
 
 
-def _number(where: str, value: Any, *, minimum: float | None = 0.0, integer: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise OptimizeError(f"{where}: expected a number, got {value!r}; write a plain number")
-    if not math.isfinite(float(value)):
-        raise OptimizeError(f"{where}: must be finite, got {value!r}; write a finite number")
-    if integer and int(value) != value:
-        raise OptimizeError(f"{where}: expected a whole number, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise OptimizeError(f"{where}: must be >= {minimum}, got {value!r}; use a non-negative value")
-    return float(value)
-
-
-@dataclass(frozen=True)
+@typed("weights", OptimizeError, noun="loss name")
+@pydantic_dataclass(frozen=True, config=SECTION)
 class LossWeights:
     """Weight of each loss term in the total; 0 switches a term off (it is then not even computed).
 
-    ``nuisance`` is the weight of the oracle-bias likelihood: with 0 the biases stay at 0 and scores are
-    taken at face value (scale 1), which is what the ``no_nuisance`` ablation means.
+    ``nuisance`` is the weight of the oracle-bias likelihood: with 0 the biases stay at 0 and scores are taken at
+    face value (scale 1), which is what the ``-nuisance`` ablation means.
     """
 
-    mutual: float = 1.0
-    prior: float = 0.0
-    ranking: float = 0.0
-    consistency: float = 0.0
-    balance: float = 0.0
-    entropy: float = 0.0
-    flip: float = 0.0
-    nuisance: float = 0.0
+    mutual: Weight = Field(default=1.0, description="mutual predictability of the few-shot answers")
+    prior: Weight = Field(default=0.0, description="agreement with the calibrated zero-shot prior")
+    ranking: Weight = Field(default=0.0, description="keep the prior's confident orderings")
+    consistency: Weight = Field(default=0.0, description="the dataset's logical consistency rule")
+    balance: Weight = Field(default=0.0, description="class balance (anti-collapse)")
+    entropy: Weight = Field(default=0.0, description="confidence (low entropy of the soft labels)")
+    flip: Weight = Field(default=0.0, description="flip-twin evidence (a flipped shown label's effect)")
+    nuisance: Weight = Field(default=0.0, description="the oracle-bias likelihood (biases fitted and removed)")
 
     def active(self) -> dict[str, float]:
         """The terms with a positive weight, in the canonical order of LOSS_NAMES."""
@@ -74,21 +79,26 @@ class LossWeights:
 
     @classmethod
     def from_params(cls, where: str, d: Any) -> LossWeights:
-        if not isinstance(d, dict):
-            raise OptimizeError(f"{where}: expected a mapping of loss name to weight, got {d!r}")
-        for key, value in d.items():
-            if key not in LOSS_NAMES:
-                raise OptimizeError(f"{where}.{key}: unknown loss name{_suggest(str(key), LOSS_NAMES)}")
-            if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
-                raise OptimizeError(
-                    f"{where}.{key}: negative weight {value}; weights must be >= 0 (0 switches a term off)"
-                )
-            _number(f"{where}.{key}", value)
-        # Terms not named are off: a config states exactly what it uses.
-        return cls(**{name: float(d.get(name, 0.0)) for name in LOSS_NAMES})
+        """A config's ``weights:`` mapping: the terms it names, every other term off (0)."""
+        return build(Weights, d, where, OptimizeError)
 
 
-@dataclass(frozen=True)
+def _unnamed_terms_off(value: Any) -> Any:
+    """A weights mapping states exactly what a config uses: a term it does not name is 0."""
+    return {**dict.fromkeys(LOSS_NAMES, 0.0), **value} if isinstance(value, Mapping) else value
+
+
+Weights = Annotated[LossWeights, BeforeValidator(_unnamed_terms_off)]
+"""``weights:`` as params.yaml writes it (a term not named is off)."""
+
+
+def _config_where(given: Mapping[str, Any]) -> str:
+    name = given.get("name", "default")
+    return "optimize.loop_config" if name == "loop_config" else f"optimize.configs.{name}"
+
+
+@typed(_config_where, OptimizeError)
+@pydantic_dataclass(frozen=True, config=SECTION)
 class OptimizeConfig:
     """One named fitting recipe: loss weights plus optimizer and term settings.
 
@@ -96,49 +106,60 @@ class OptimizeConfig:
     override any of the shared keys at its top level and any key per config.
     """
 
-    name: str = "default"
-    weights: LossWeights = field(default_factory=LossWeights)
-    optimizer: str = "adamw"
-    lr: float = 0.1
-    weight_decay: float = 0.0
-    max_epochs: int = 300
-    tol: float = 1e-4  # plateau: an epoch "improves" if it beats the best total by tol * max(|best|, 1)
-    patience: int = 15  # stop after this many epochs without improvement
-    lbfgs_history: int = 10
-    init_noise: float = 0.1  # std of the seeded jitter added to the prior logits at the start (restarts differ)
-    # start point: "prior" (the calibrated zero-shot log-odds) or "inverted" (their negation: the adversarial
-    # initialisation ablation, which asks whether the objective escapes a wrong basin)
-    init: str = "prior"
-    flip_threshold: float = 0.6  # trust flip evidence only where |q - 0.5| + 0.5 of the target exceeds this
-    flip_scale: float = 1.0  # multiplies the debiased flip score change before tanh (evidence strength)
-    ranking_pairs_per_item: float = 4.0
-    ranking_margin: float = 0.5
-    ranking_min_gap: float = 1.0  # only pairs whose calibrated prior log-odds differ by at least this
-    class_balance: float | None = None  # None: estimated from the zero-shot prior without gold
+    name: HiddenStr = Field(default="default", description="the config's key in optimize.configs (or loop_config)")
+    weights: Weights = Field(
+        default_factory=LossWeights,
+        description="weight of each loss term; a term not named is 0 (off, not even computed)",
+    )
+    optimizer: Optimizer = Field(default="adamw", description="adamw | lbfgs (block L-BFGS)")
+    lr: Float = Field(
+        default=0.1,
+        gt=0,
+        description="AdamW step size (use 1.0 with lbfgs: it is the line search's first trial step)",
+    )
+    weight_decay: Float = Field(default=0.0, ge=0, description="AdamW weight decay")
+    max_epochs: Int = Field(default=300, ge=1, description="epochs at most")
+    tol: Float = Field(
+        default=1e-4, ge=0, description="plateau: an epoch improves if total < best - tol * max(|best|, 1)"
+    )
+    patience: Int = Field(default=15, ge=1, description="stop after this many epochs without improvement")
+    lbfgs_history: Int = Field(default=10, ge=1, description="L-BFGS history size")
+    init_noise: Float = Field(
+        default=0.1,
+        ge=0,
+        description="std of the seeded jitter on the starting logits (prior log-odds), so restarts differ",
+    )
+    init: Init = Field(
+        default="prior",
+        description=(
+            "start at the calibrated zero-shot log-odds (prior) or their negation (inverted: the adversarial start, "
+            "does the objective escape a wrong basin?)"
+        ),
+    )
+    flip_threshold: Float = Field(
+        default=0.6,
+        ge=0.5,
+        le=1,
+        description="flip evidence counts only where the target's confidence |q - 0.5| + 0.5 exceeds this",
+    )
+    flip_scale: Float = Field(
+        default=1.0, ge=0, description="strength of one flip pair's evidence: tanh(flip_scale * e / 2)"
+    )
+    ranking_pairs_per_item: Float = Field(default=4.0, ge=0, description="prior orderings sampled per item")
+    ranking_margin: Float = Field(default=0.5, ge=0, description="margin of the ranking hinge")
+    ranking_min_gap: Float = Field(
+        default=1.0,
+        ge=0,
+        description="only prior orderings at least this far apart (calibrated log-odds) are enforced",
+    )
+    class_balance: Float | None = Field(
+        default=None, gt=0, lt=1, description="share of label 1; null: estimated from the zero-shot prior without gold"
+    )
 
     @property
     def where(self) -> str:
         """This config's path in params.yaml, for error messages."""
-        return "optimize.loop_config" if self.name == "loop_config" else f"optimize.configs.{self.name}"
-
-    def __post_init__(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise OptimizeError(
-                f"{self.where}.optimizer: unknown optimizer '{self.optimizer}'; use one of: {', '.join(OPTIMIZERS)}"
-            )
-        if self.init not in INITS:
-            raise OptimizeError(f"{self.where}.init: unknown start '{self.init}'; use one of: {', '.join(INITS)}")
-        if not 0.5 <= self.flip_threshold <= 1.0:
-            raise OptimizeError(
-                f"{self.where}.flip_threshold: {self.flip_threshold} is outside [0.5, 1]; "
-                "it is a confidence |q-0.5|+0.5"
-            )
-        if self.class_balance is not None and not 0.0 < self.class_balance < 1.0:
-            raise OptimizeError(f"{self.where}.class_balance: {self.class_balance} must be in (0, 1) or null")
-        if self.max_epochs < 1 or self.patience < 1:
-            raise OptimizeError(f"{self.where}: max_epochs and patience must be >= 1")
-        if self.lr <= 0:
-            raise OptimizeError(f"{self.where}.lr: must be > 0, got {self.lr}")
+        return _config_where({"name": self.name})
 
     @classmethod
     def from_params(
@@ -148,132 +169,187 @@ class OptimizeConfig:
 
         ``where`` is the params path used in error messages (default ``optimize.configs.<name>``).
         """
-        where = where or ("optimize.loop_config" if name == "loop_config" else f"optimize.configs.{name}")
-        if not isinstance(d, dict):
-            raise OptimizeError(f"{where}: expected a mapping (weights:, optimizer:, ...), got {d!r}")
-        merged: dict[str, Any] = dict(defaults or {})
-        merged.update(d)
-        known = [f.name for f in fields(cls) if f.name != "name"]
-        kwargs: dict[str, Any] = {"name": name}
-        for key, value in merged.items():
-            if key not in known:
-                raise OptimizeError(f"{where}.{key}: unknown key{_suggest(str(key), known)}")
-            if key == "weights":
-                kwargs[key] = LossWeights.from_params(f"{where}.weights", value)
-            elif key in ("optimizer", "init"):
-                kwargs[key] = str(value).lower()
-            elif key == "class_balance":
-                kwargs[key] = None if value is None else _number(f"{where}.{key}", value)
-            elif key in ("max_epochs", "patience", "lbfgs_history"):
-                kwargs[key] = int(_number(f"{where}.{key}", value, minimum=1, integer=True))
-            else:
-                kwargs[key] = _number(f"{where}.{key}", value)
-        if "weights" not in kwargs:
-            raise OptimizeError(f"{where}.weights: missing; give at least one loss weight, e.g. weights: {{mutual: 1}}")
-        if not kwargs["weights"].active():
-            raise OptimizeError(f"{where}.weights: every weight is 0; give at least one positive loss weight")
-        return cls(**kwargs)
+        where = where or _config_where({"name": name})
+        if not isinstance(d, Mapping):
+            raise OptimizeError(f"{where}: {d!r} is not of type 'object'; give weights:, optimizer:, ...")
+        try:
+            return _complete(name, {**(defaults or {}), **d})
+        except ValidationError as exc:
+            loc, message = problem(exc, cls)
+        raise OptimizeError(f"{key_path(where, *loc)}: {message}")
 
     def with_(self, **changes: Any) -> OptimizeConfig:
         """A copy with some fields changed (frozen dataclasses cannot be edited in place)."""
         return replace(self, **changes)
 
 
-@dataclass(frozen=True)
+SHARED_KEYS: tuple[str, ...] = tuple(
+    f.name for f in fields(OptimizeConfig) if f.name not in ("name", "weights", "optimizer")
+) + ("optimizer",)
+"""Keys ``optimize:`` may set at its top level: defaults of every config (and of loop_config)."""
+_WEIGHTS_MISSING = "missing; give at least one loss weight, e.g. weights: {mutual: 1}"
+
+
+def _complete(name: str, merged: dict[str, Any], loc: tuple[str | int, ...] = ()) -> OptimizeConfig:
+    """A config from its keys over the shared ones; failures are located at ``loc`` (the config's place)."""
+    if "name" in merged:
+        fail((*loc, "name"), "unknown key 'name'; a config's name is its key under optimize.configs")
+    if "weights" not in merged:
+        fail((*loc, "weights"), _WEIGHTS_MISSING)
+    try:
+        config: OptimizeConfig = validate(OptimizeConfig, {**merged, "name": name})
+    except ValidationError as exc:
+        where, message = problem(exc, OptimizeConfig)
+        fail((*loc, *where), message)
+    if not config.weights.active():
+        fail((*loc, "weights"), "every weight is 0; give at least one positive loss weight")
+    return config
+
+
+@typed("optimize.select", OptimizeError)
+@pydantic_dataclass(frozen=True, config=SECTION)
 class SelectConfig:
     """How ``select`` ranks configs without gold (see select.py for the rule and its limits)."""
 
-    method: str = "heldout"
-    holdout_fraction: float = 0.2
-    tie_tolerance: float = 1e-3  # held-out log-likelihood per tuple (nats) within which configs count as tied
+    method: SelectMethod = Field(
+        default="heldout", description="heldout: held-out likelihood of the oracle's own answers"
+    )
+    holdout_fraction: Float = Field(default=0.2, gt=0, lt=1, description="share of tuples held out")
+    tie_tolerance: Float = Field(
+        default=1e-3,
+        ge=0,
+        description="held-out log-likelihood per tuple (nats) within which configs tie; ties go to the most stable",
+    )
 
     @classmethod
     def from_params(cls, d: Any) -> SelectConfig:
-        where = "optimize.select"
-        if d is None:
-            return cls()
-        if not isinstance(d, dict):
-            raise OptimizeError(f"{where}: expected a mapping, got {d!r}")
-        known = [f.name for f in fields(cls)]
-        for key in d:
-            if key not in known:
-                raise OptimizeError(f"{where}.{key}: unknown key{_suggest(str(key), known)}")
-        method = str(d.get("method", "heldout"))
-        if method not in SELECT_METHODS:
-            raise OptimizeError(f"{where}.method: unknown method '{method}'; use one of: {', '.join(SELECT_METHODS)}")
-        frac = _number(f"{where}.holdout_fraction", d.get("holdout_fraction", 0.2))
-        if not 0.0 < frac < 1.0:
-            raise OptimizeError(f"{where}.holdout_fraction: {frac} must be in (0, 1), e.g. 0.2")
-        tie = _number(f"{where}.tie_tolerance", d.get("tie_tolerance", 1e-3))
-        return cls(method=method, holdout_fraction=frac, tie_tolerance=tie)
+        """Build from ``optimize.select`` (absent = defaults); unknown keys and bad values fail naming the key."""
+        return build(cls, {} if d is None else d, "optimize.select", OptimizeError)
+
+
+def _extends_problem(raw_configs: Mapping[str, Any], name: str) -> tuple[list[str], str | None]:
+    """The chain ``name`` extends (nearest first) and, where it breaks, what is wrong with its last link."""
+    chain = [name]
+    while True:
+        entry = raw_configs.get(chain[-1])
+        parent = entry.get("extends") if isinstance(entry, Mapping) else None
+        if parent is None:
+            return chain, None
+        if parent not in raw_configs:
+            known = list(raw_configs)
+            close = [k for k in known if k != chain[-1]]
+            return chain, f"no config named {parent!r}; {_nearest(str(parent), close)}known configs: {', '.join(known)}"
+        if parent in chain:
+            return chain, f"{parent!r} extends itself through {' -> '.join(chain)}; break the cycle"
+        chain.append(str(parent))
 
 
 def extends_chain(raw_configs: dict[str, Any], name: str) -> list[str]:
     """``name`` and the configs it extends, nearest first (``extends: full`` → [name, "full", ...]); a missing
     parent or a cycle is one line naming the key."""
-    chain = [name]
-    while True:
-        entry = raw_configs.get(chain[-1])
-        parent = entry.get("extends") if isinstance(entry, dict) else None
-        if parent is None:
-            return chain
-        where = f"optimize.configs.{chain[-1]}.extends"
-        if parent not in raw_configs:
-            raise OptimizeError(f"{where}: no config named '{parent}'{_suggest(str(parent), list(raw_configs))}")
-        if parent in chain:
-            raise OptimizeError(f"{where}: '{parent}' extends itself through {' -> '.join(chain)}; break the cycle")
-        chain.append(str(parent))
+    chain, wrong = _extends_problem(raw_configs, name)
+    if wrong is not None:
+        raise OptimizeError(f"optimize.configs.{chain[-1]}.extends: {wrong}")
+    return chain
 
 
-def resolve_extends(raw_configs: dict[str, Any], name: str) -> Any:
-    """A config's own mapping over the one it extends (recursively); ``weights`` merge term by term, so
-    ``{extends: full, weights: {nuisance: 0}}`` is full without the bias model."""
+def _merge_chain(raw_configs: Mapping[str, Any], chain: list[str]) -> Any:
     out: dict[str, Any] = {}
-    for link in reversed(extends_chain(raw_configs, name)):
+    for link in reversed(chain):
         entry = raw_configs[link]
-        if not isinstance(entry, dict):
-            return entry  # OptimizeConfig.from_params names the bad value
+        if not isinstance(entry, Mapping):
+            return entry  # the config's own check names the bad value
         for key, value in entry.items():
             if key == "extends":
                 continue
-            if key == "weights" and isinstance(value, dict) and isinstance(out.get("weights"), dict):
+            if key == "weights" and isinstance(value, Mapping) and isinstance(out.get("weights"), Mapping):
                 out["weights"] = {**out["weights"], **value}
             else:
                 out[key] = value
     return out
 
 
-SHARED_KEYS: tuple[str, ...] = tuple(
-    f.name for f in fields(OptimizeConfig) if f.name not in ("name", "weights", "optimizer")
-) + ("optimizer",)
+def resolve_extends(raw_configs: dict[str, Any], name: str) -> Any:
+    """A config's own mapping over the one it extends (recursively); ``weights`` merge term by term, so
+    ``{extends: full, weights: {nuisance: 0}}`` is full without the bias model."""
+    return _merge_chain(raw_configs, extends_chain(raw_configs, name))
 
 
-@dataclass(frozen=True)
+@typed("optimize", OptimizeError)
+@pydantic_dataclass(frozen=True, config=SECTION)
 class OptimizeSection:
-    """The whole ``optimize:`` section: the between-rounds config, the swept configs and the select rule."""
+    """The whole ``optimize:`` section resolved: the between-rounds config, the swept configs and the select rule."""
 
-    loop_config: OptimizeConfig
-    configs: dict[str, OptimizeConfig]
-    select: SelectConfig
+    loop_config: OptimizeConfig = Field(description="the config fitted between few-shot rounds (fit_loop)")
+    configs: dict[str, OptimizeConfig] = Field(description="the swept configs, each complete")
+    select: SelectConfig = Field(description="the gold-free rule that picks one of the configs")
 
     @classmethod
     def from_params(cls, d: Any) -> OptimizeSection:
         """Parse ``optimize:``; shared keys at its top level are defaults for every config."""
-        if not isinstance(d, dict):
-            raise OptimizeError(f"optimize: expected a mapping, got {d!r}")
-        allowed = ("loop_config", "configs", "select", *SHARED_KEYS)
-        for key in d:
-            if key not in allowed:
-                raise OptimizeError(f"optimize.{key}: unknown key{_suggest(str(key), list(allowed))}")
-        defaults = {k: v for k, v in d.items() if k in SHARED_KEYS}
-        raw_configs = d.get("configs")
-        if not isinstance(raw_configs, dict) or not raw_configs:
-            raise OptimizeError("optimize.configs: missing or empty; name at least one config with its weights")
-        configs = {
-            str(n): OptimizeConfig.from_params(str(n), resolve_extends(raw_configs, str(n)), defaults)
-            for n in raw_configs
-        }
-        if "loop_config" not in d:
-            raise OptimizeError("optimize.loop_config: missing; give the config used between rounds")
-        loop = OptimizeConfig.from_params("loop_config", d["loop_config"], defaults)
-        return cls(loop_config=loop, configs=configs, select=SelectConfig.from_params(d.get("select")))
+        return build(OptimizeParams, d, "optimize", OptimizeError)  # type: ignore[no-any-return]
+
+
+def _resolve(raw: dict[str, Any]) -> OptimizeSection:
+    """``optimize:`` as written (each key checked) → every config complete: extends followed, shared keys under
+    each config's own. Failures name the key, e.g. ``configs.a.extends`` or ``configs.full.weights``."""
+    defaults = {k: v for k, v in raw.items() if k in SHARED_KEYS}
+    raw_configs = raw["configs"]
+    configs: dict[str, OptimizeConfig] = {}
+    for name in raw_configs:
+        chain, wrong = _extends_problem(raw_configs, name)
+        if wrong is not None:
+            fail(("configs", chain[-1], "extends"), wrong)
+        merged = {**defaults, **_merge_chain(raw_configs, chain)}
+        configs[name] = _complete(name, merged, ("configs", name))
+    loop = _complete("loop_config", {**defaults, **raw["loop_config"]}, ("loop_config",))
+    return OptimizeSection(loop_config=loop, configs=configs, select=raw.get("select") or SelectConfig())
+
+
+WeightsEntry = partial(
+    LossWeights,
+    "WeightsEntry",
+    doc="loss weights of a config: a term not named is 0 (with extends: the parent's, merged term by term)",
+)
+_ConfigEntry = partial(
+    OptimizeConfig,
+    "OptimizeConfigEntry",
+    drop=("weights",),
+    extra={
+        "weights": WeightsEntry,
+        "extends": Annotated[Name, Field(description="another config of optimize.configs this one starts from")],
+    },
+    doc="one swept config: any key of the section's top level for itself, and its weights (or extends: another)",
+)
+_LoopEntry = partial(
+    OptimizeConfig,
+    "LoopConfigEntry",
+    drop=("weights",),
+    extra={"weights": required(WeightsEntry)},
+    doc="the config fitted between few-shot rounds; not swept, so editing a swept config never re-asks the oracle",
+)
+_Written = partial(
+    OptimizeConfig,
+    "OptimizeParams",
+    drop=("weights",),
+    extra={
+        "loop_config": required(
+            annotated(_LoopEntry, Field(description="the config fitted between few-shot rounds (fit_loop)"))
+        ),
+        "configs": required(
+            entries(_ConfigEntry, min_length=1, description="the swept configs; select picks one of them without gold")
+        ),
+        "select": Annotated[
+            SelectConfig | None, Field(description="the gold-free config choice (elicit/optimize/select.py)")
+        ],
+    },
+    doc=(
+        "optimize: the soft-label fit. Keys at its top level are defaults of every config (loop_config and each of "
+        "configs); the swept configs are fitted per seed and select picks one without gold."
+    ),
+)
+if TYPE_CHECKING:  # a mapping to mypy; to pydantic, the checked section resolved into an OptimizeSection
+    OptimizeParams: TypeAlias = OptimizeSection
+else:
+    OptimizeParams = annotated(_Written, AfterValidator(_resolve))
+    """``optimize:`` as params.yaml writes it, checked key by key, then resolved into an OptimizeSection."""

@@ -6,7 +6,8 @@ Public API:
     ask, ask_sync                                   the driver: query rows -> predictions, telemetry (client.py)
     embedded_server                                 start/stop the llama.cpp server (kind embedded)
     simulate, PRESETS, SimParams                    the simulated oracle
-The HTTP transport (retries, throttle, timeouts, response parsing, key scrubbing) is transport.py.
+The HTTP transport (retries, timeouts, response parsing, key scrubbing) is transport.py, its rate limits
+throttle.py, and failures.py says what went wrong with a request.
 """
 
 from elicit.oracle.base import Answer, Oracle, OracleConfig, OracleError, oracle_from_params, score_of

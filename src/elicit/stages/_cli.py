@@ -42,12 +42,12 @@ def _stage_name() -> str | None:
 
 
 def _tracked(params: dict[str, Any], args: argparse.Namespace) -> Any:
-    from elicit import pipeline
+    from elicit import tracking
 
     stage = _stage_name()
-    if stage not in pipeline.STAGE_PARAMS:
+    if stage not in tracking.STAGE_PARAMS:
         return None
-    return pipeline.tracked_params(params, stage, args.run, getattr(args, "config", None))
+    return tracking.tracked_params(params, stage, args.run, getattr(args, "config", None))
 
 
 def setup(args: argparse.Namespace) -> tuple[RunConfig, RunPaths]:
@@ -113,3 +113,9 @@ def telemetry(path: Path, job: str) -> Iterator[dict[str, Any]]:
     yield record
     record["wall_s"] = round(time.perf_counter() - start, 3)
     write_json(record, path)
+
+
+def optional_input(given: list[Path] | None, default: Path) -> Path:
+    """A flag whose job declares its file only for some runs (``nargs="*"``: the simulator's embeddings): the path
+    it names, else the run's default."""
+    return given[0] if given else default

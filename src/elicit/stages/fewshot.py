@@ -22,6 +22,7 @@ def run() -> None:
     p = _cli.parser(__doc__ or "")
     p.add_argument("--method", required=True, choices=FEWSHOT_METHODS)
     p.add_argument("--items", type=Path)
+    p.add_argument("--embeddings", type=Path, nargs="*", help="embeddings.npy: simulated oracles only")
     p.add_argument("--groups", type=Path)
     p.add_argument("--priors", type=Path)
     p.add_argument("--out", type=Path, help="labels/<method> folder")
@@ -37,7 +38,7 @@ def run() -> None:
         seeds = [0] if method == "golden_fewshot" else list(baselines.get("seeds") or cfg.section("base")["seeds"])
         out = fresh_dir(args.out or paths.labels_dir(method))
         calls = []
-        with OracleSession(cfg, items, method) as session:
+        with OracleSession(cfg, items, method, _cli.optional_input(args.embeddings, paths.embeddings)) as session:
             fcfg = FewShotConfig.from_params(baselines.get("fewshot"))
             fcfg = dataclasses.replace(fcfg, template_id=fcfg.template_id or session.templates[0].id)
             for seed in seeds:

@@ -33,7 +33,7 @@ def run() -> None:
         rule = DatasetConfig.from_params(cfg.dataset, cfg.dataset_params).consistency
         out = fresh_dir(args.out or paths.labels_dir("icm"))
         calls = []
-        with OracleSession(cfg, items, "icm") as session:
+        with OracleSession(cfg, items, "icm", args.embeddings or paths.embeddings) as session:
             icfg = ICMConfig.from_params(cfg.section("baselines").get("icm"))
             icfg = dataclasses.replace(icfg, template_id=icfg.template_id or session.templates[0].id)
             for seed in cfg.section("baselines").get("seeds") or cfg.section("base")["seeds"]:

@@ -20,6 +20,7 @@ def run() -> None:
     p = _cli.parser(__doc__ or "")
     p.add_argument("--round", type=int, required=True, help="0 = zero-shot; r >= 1 = the few-shot plan of round r")
     p.add_argument("--items", type=Path, help="items.parquet")
+    p.add_argument("--embeddings", type=Path, nargs="*", help="embeddings.npy: simulated oracles only")
     p.add_argument("--plan", type=Path, help="round{r}/plan.parquet (rounds >= 1)")
     p.add_argument("--out", type=Path, help="round{r}/predictions.parquet")
     args = p.parse_args()
@@ -33,7 +34,7 @@ def run() -> None:
             queries = zero_shot_queries(items, [t.id for t in templates(cfg)])
         else:
             queries = pd.read_parquet(args.plan or paths.plan(r))
-        with OracleSession(cfg, items, job) as session:
+        with OracleSession(cfg, items, job, _cli.optional_input(args.embeddings, paths.embeddings)) as session:
             preds = session.ask(queries)
         tel.update(session.telemetry, oracle=cfg.oracle, round=r, queries=len(queries))
         write_parquet(preds, out)

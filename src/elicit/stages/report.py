@@ -14,11 +14,13 @@ from elicit.datasets import DatasetConfig
 from elicit.evaluate import diagnostics
 from elicit.io import write_text
 from elicit.paths import RunPaths
-from elicit.pipeline import label_methods, resolved_params
+from elicit.pipeline import label_methods
 from elicit.plots import make_plots
-from elicit.report import ReportConfig, gold_best_config, method_costs, render_report
+from elicit.report import ReportConfig, render_report
+from elicit.report_tables import gold_best_config, method_costs
 from elicit.stages import _cli
 from elicit.stages._labels import fresh_dir, read_methods
+from elicit.tracking import resolved_params
 
 
 def _side_files(folders: list[Path]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -15,9 +15,11 @@ import pandas as pd
 
 from elicit.config import load_params, resolve_run
 from elicit.errors import ElicitError
+from elicit.evaluate import SIMULATOR_KEY
 from elicit.io import write_parquet, write_text
 from elicit.paths import STUDY, STUDY_HTML, STUDY_MARKDOWN, STUDY_NOTES, RunPaths
-from elicit.report import method_costs, render_summary
+from elicit.report import render_summary
+from elicit.report_tables import method_costs
 from elicit.stages import _cli
 from elicit.stages.report import read_telemetry, run_card
 from elicit.study import StudyRun, long_table, markdown
@@ -45,6 +47,7 @@ def read_run(name: str, params: dict, files: RunFiles) -> StudyRun:
     card = run_card(cfg, pd.read_parquet(files.items), telemetry)
     ablation = files.ablation / "ablation.parquet" if files.ablation else None
     walls = [float(t["wall_s"]) for t in telemetry if isinstance(t.get("wall_s"), int | float)]
+    summary = json.loads(files.metrics_json.read_text()) if files.metrics_json.exists() else {}
     return StudyRun(
         card=card,
         metrics=metrics,
@@ -52,7 +55,8 @@ def read_run(name: str, params: dict, files: RunFiles) -> StudyRun:
         selection=json.loads(files.selection.read_text()) if files.selection.exists() else None,
         ablation=pd.read_parquet(ablation) if ablation and ablation.exists() else None,
         wall_s=sum(walls) if walls else None,
-        metrics_json=json.loads(files.metrics_json.read_text()) if files.metrics_json.exists() else {},
+        metrics_json=summary,
+        belief_ceiling=(summary.get(SIMULATOR_KEY) or {}).get("belief_ceiling"),
     )
 
 

@@ -13,15 +13,7 @@ import pytest
 import yaml
 
 from elicit.baselines import BootstrapConfig, FewShotConfig, ICMConfig
-from elicit.config import (
-    MOVED_KEYS,
-    SCHEMA_PATH,
-    ParamsError,
-    load_params,
-    name_pattern,
-    validate_params,
-    with_includes,
-)
+from elicit.config import MOVED_KEYS, SCHEMA_PATH, ParamsError, load_params, validate_params, with_includes
 from elicit.datasets import DatasetConfig
 from elicit.embed import EmbedConfig
 from elicit.errors import ElicitError
@@ -32,6 +24,7 @@ from elicit.optimize import LossWeights, OptimizeConfig
 from elicit.optimize.config import SelectConfig
 from elicit.oracle import OracleConfig
 from elicit.params_model import Params, main, render_schema
+from elicit.params_types import name_pattern
 from elicit.plan import BudgetConfig, PlanError
 from elicit.report import ReportConfig
 from helpers import REPO, TINY

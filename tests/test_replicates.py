@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,6 +19,8 @@ from elicit.replicates import (
     expand_replicates,
     pgr_over_draws,
 )
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_expand_derives_names_and_seeds() -> None:
@@ -72,3 +76,38 @@ def test_pgr_over_draws_only_where_golden_beats_zero_shot() -> None:
     assert pgr_over_draws(below, "selected").value is None
     assert "does not beat zero-shot" in pgr_over_draws(below, "selected").text()
     assert "draws" in str(pgr_over_draws(per_draw.head(3), "selected").reason)
+
+
+def test_expansion_is_idempotent() -> None:
+    """A Snakemake run's snapshot holds the expanded params; loading it again must not refuse the derived runs."""
+    runs = {"a": {"dataset": "d", "replicates": 3}}
+    once = expand_replicates(runs, base_seed=0)
+    assert expand_replicates(once, base_seed=0) == once
+
+
+def test_a_run_with_replicates_is_drawn_out_for_every_driver(tmp_path) -> None:
+    """`replicates: 3` gives three runs with seeds +0, +1, +2; the study reads every draw, ablates only the run."""
+    import yaml
+
+    from elicit.config import load_params, resolve_run
+    from elicit.pipeline import jobs_for_run, listed_runs
+    from elicit.tracking import lookup
+
+    params = yaml.safe_load((REPO / "tests" / "fixtures" / "params.tiny.yaml").read_text())
+    params["runs"]["tiny"]["replicates"] = 3
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    loaded = load_params(tmp_path / "params.yaml")
+    assert [resolve_run(loaded, n).seed for n in ("tiny", "tiny__draw1", "tiny__draw2")] == [0, 1, 2]
+    assert listed_runs(loaded, "study") == ["tiny", "tiny__draw1", "tiny__draw2"]
+    assert listed_runs(loaded, "study", "ablate") == ["tiny"]
+    jobs = {j.name for j in jobs_for_run(loaded, "tiny__draw2")}
+    assert jobs == {j.name for j in jobs_for_run(loaded, "tiny")}
+    # raising replicates re-runs nothing of the draws that exist: no job tracks the key
+    more = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    more["runs"]["tiny"]["replicates"] = 5
+    (tmp_path / "more.yaml").write_text(yaml.safe_dump(more))
+    loaded5 = load_params(tmp_path / "more.yaml")
+    for j in jobs_for_run(loaded, "tiny__draw1"):
+        keys = j.param_keys(loaded)
+        assert keys == j.param_keys(loaded5), j.name
+        assert [lookup(loaded, k) for k in keys] == [lookup(loaded5, k) for k in keys], j.name

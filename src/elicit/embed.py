@@ -16,8 +16,8 @@ import numpy as np
 from pydantic import Field
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from elicit.config import SECTION, Int, NonEmptyStr, build, typed
 from elicit.errors import ElicitError
+from elicit.params_types import SECTION, Int, NonEmptyStr, build, typed
 
 # Names that resolve to a model shipped inside a PyPI package (module name), so no hub is needed.
 PACKAGED_MODELS = {

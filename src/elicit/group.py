@@ -26,8 +26,8 @@ from pydantic import Field, model_validator
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 from sklearn.cluster import KMeans, MiniBatchKMeans
 
-from elicit.config import SECTION, Int, build, fail, typed
 from elicit.errors import ElicitError
+from elicit.params_types import SECTION, Int, build, fail, typed
 
 GROUP_COLUMNS = ["round", "group_id", "item_id", "is_anchor"]
 

@@ -31,8 +31,8 @@ from pydantic import Field
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 from sklearn.feature_extraction.text import TfidfVectorizer
 
-from elicit.config import SECTION, Float, build, typed
 from elicit.errors import ElicitError
+from elicit.params_types import SECTION, Float, build, typed
 
 KINDS = ("exact", "normalised", "near")
 """Duplicate kinds, strongest first."""

@@ -29,10 +29,17 @@ from pydantic_core import CoreSchema, core_schema
 
 from elicit.baselines.fewshot import BootstrapConfig, FewShotConfig
 from elicit.baselines.icm import ICMConfig
-from elicit.config import (
+from elicit.config import SCHEMA_PATH, moved_key
+from elicit.datasets.config import DatasetConfig
+from elicit.embed import EmbedConfig
+from elicit.evaluate.metrics import EvaluateConfig
+from elicit.group import GroupConfig
+from elicit.hygiene import HygieneConfig
+from elicit.optimize.config import OptimizeParams
+from elicit.oracle.base import OracleConfig, OracleDefaults, settings_keys
+from elicit.params_types import (
     NAME_DESCRIPTION,
     NAME_PATTERN,
-    SCHEMA_PATH,
     SECTION,
     Float,
     Int,
@@ -41,15 +48,7 @@ from elicit.config import (
     Str,
     clean_schema,
     fail,
-    moved_key,
 )
-from elicit.datasets.config import DatasetConfig
-from elicit.embed import EmbedConfig
-from elicit.evaluate.metrics import EvaluateConfig
-from elicit.group import GroupConfig
-from elicit.hygiene import HygieneConfig
-from elicit.optimize.config import OptimizeParams
-from elicit.oracle.base import OracleConfig, OracleDefaults, settings_keys
 from elicit.plan import BudgetConfig
 from elicit.report import ReportConfig
 
@@ -154,6 +153,14 @@ class RunEntry(BaseModel):
         ),
     )
     description: Str = optional("what the run is for, in words (tracked by no stage)")
+    replicates: Int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "whole-pipeline draws of this run (subsample, grouping, plan, oracle noise, fit): the run itself and "
+            "<run>__draw1 .. <run>__draw<N-1>, each with seed + k (elicit.replicates); tracked by no stage"
+        ),
+    )
 
 
 class BaselinesSection(BaseModel):

@@ -61,6 +61,7 @@ from elicit.paths import (
     TUPLES,
     fill,
 )
+from elicit.replicates import draws
 from elicit.tracking import expand_keys, run_view, sources
 
 # The method names come from the one registry (elicit.contracts.methods).
@@ -155,13 +156,20 @@ def data_file(params: dict[str, Any], run: str) -> list[str]:
     return own + [p for p in ds.other_splits if p not in own]
 
 
+def listed_runs(params: dict[str, Any], section: str, key: str = "runs") -> list[str]:
+    """The runs ``<section>.<key>`` lists, each followed by its replicate draws (``study.ablate``: the listed runs
+    only; an ablation of every draw is not worth its cost)."""
+    names = list((params.get(section) or {}).get(key) or [])
+    return [d for r in names for d in draws(params["runs"], r)] if key == "runs" else names
+
+
 def over_runs(template: str, section: str, key: str = "runs") -> PathsFn:
     """``template`` for each run listed in ``<section>.<key>`` (summary.runs, study.runs, study.ablate)."""
-    return lambda params, wc: [fill(template, run=r) for r in (params.get(section) or {}).get(key) or []]
+    return lambda params, wc: [fill(template, run=r) for r in listed_runs(params, section, key)]
 
 
 def listed(section: str, key: str = "runs") -> Callable[[dict[str, Any]], str]:
-    return lambda params: " ".join((params.get(section) or {}).get(key) or [])
+    return lambda params: " ".join(listed_runs(params, section, key))
 
 
 @dataclass(frozen=True)

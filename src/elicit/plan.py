@@ -54,8 +54,8 @@ import pyarrow as pa
 from pydantic import Field
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from elicit.config import SECTION, Bool, Float, Int, build, typed
 from elicit.errors import ElicitError
+from elicit.params_types import SECTION, Bool, Float, Int, build, typed
 from elicit.plan_budget import flip_counts, flip_twins, home_groups, queries_per_item, ragged_arange
 from elicit.plan_context import draw_context, order_drawn_context, shown_labels
 from elicit.prompts import FRAMINGS

@@ -57,6 +57,10 @@ def expand_replicates(runs: Mapping[str, Mapping[str, Any]], base_seed: int) -> 
         seed = int(entry["seed"]) if entry.get("seed") is not None else int(base_seed)
         for k in range(1, n):
             derived = draw_name(name, k)
+            own = {key: v for key, v in entry.items() if key != "replicates"}  # a draw is a plain run
+            drawn = {**own, "seed": seed + k, "description": _draw_description(entry, name, k, n)}
+            if runs.get(derived) == drawn:  # expanded before (a snapshot of expanded params)
+                continue
             if derived in runs:
                 from elicit.config import ParamsError
 
@@ -64,8 +68,7 @@ def expand_replicates(runs: Mapping[str, Mapping[str, Any]], base_seed: int) -> 
                     f"params.yaml: runs.{derived}: this name is draw {k} of runs.{name} (replicates: {n}); "
                     "rename the hand-written run or lower replicates"
                 )
-            own = {key: v for key, v in entry.items() if key != "replicates"}  # a draw is a plain run
-            out[derived] = {**own, "seed": seed + k, "description": _draw_description(entry, name, k, n)}
+            out[derived] = drawn
     return out
 
 

@@ -20,8 +20,8 @@ import pandas as pd
 from pydantic import Field
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from elicit.config import SECTION, Int, Str, build, typed
 from elicit.evaluate import gold_counts, headline, verdict
+from elicit.params_types import SECTION, Int, Str, build, typed
 from elicit.plots import PLOT_TITLES
 from elicit.report_tables import (
     expected_methods,

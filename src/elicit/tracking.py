@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 SHARED_SOURCES = (
     "src/elicit/config.py",
+    "src/elicit/params_types.py",
+    "src/elicit/replicates.py",
     "src/elicit/errors.py",
     "src/elicit/io.py",
     "src/elicit/paths.py",

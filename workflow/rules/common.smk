@@ -11,6 +11,7 @@ from snakemake.iocontainers import Namedlist
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from elicit import config as params_rules  # noqa: E402
 from elicit import pipeline, tracking  # noqa: E402
+from elicit.params_types import NAME_PATTERN  # noqa: E402
 from elicit.paths import is_folder  # noqa: E402
 
 # The files params.yaml includes (the study's runs: study.yaml), then the schema (workflow/schemas/) and the checks
@@ -21,6 +22,9 @@ try:
     config.update(_merged)
     params_rules.validate_params(config)
     params_rules.check_params(config)
+    _expanded = params_rules.with_replicates(config)  # a run's replicates: runs of their own
+    config.clear()
+    config.update(_expanded)
 except params_rules.ParamsError as exc:
     sys.exit(f"error: {exc}")
 
@@ -34,7 +38,7 @@ ALL_CONFIGS = sorted({c for run in config["runs"] for c in pipeline.configs(conf
 
 
 wildcard_constraints:
-    run=params_rules.name_pattern().strip("^$"),
+    run=NAME_PATTERN.strip("^$"),
     r="[1-9][0-9]*",
     config="|".join(ALL_CONFIGS) or "NO_CONFIGS",
     method="|".join(pipeline.FEWSHOT_METHODS),

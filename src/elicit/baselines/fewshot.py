@@ -32,9 +32,9 @@ from elicit.baselines.votes import (
     prior_scores,
     sigmoid,
 )
-from elicit.config import SECTION, Int, Str, build, typed
 from elicit.contracts import UNLABELLED, ConsistencyRule, answer_keys, consistency_groups, repair
 from elicit.errors import ElicitError
+from elicit.params_types import SECTION, Int, Str, build, typed
 from elicit.plan import QUERY_PLAN_COLUMNS
 from elicit.prompts import Framing
 

@@ -53,7 +53,6 @@ from elicit.baselines.fewshot import (
     soft_labels,
 )
 from elicit.baselines.votes import labels_frame, prior_scores, sigmoid
-from elicit.config import SECTION, Float, Int, Str, build, fail, typed
 from elicit.contracts import (
     UNLABELLED,
     ConsistencyRule,
@@ -64,6 +63,7 @@ from elicit.contracts import (
     repair_group,
     violations,
 )
+from elicit.params_types import SECTION, Float, Int, Str, build, fail, typed
 
 TRACE_COLUMNS = ["step", "energy", "n_labelled", "accepted", "temperature"]
 PRIORITY = 100.0

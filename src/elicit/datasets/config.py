@@ -11,9 +11,9 @@ from typing import Annotated, Any, Literal, Self, get_args
 from pydantic import AfterValidator, Field, WithJsonSchema, model_validator
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from elicit.config import SECTION, Bool, HiddenStr, Int, NonEmptyStr, Str, build, entry_schema, fail, typed
 from elicit.datasets.builtins import BUILTINS
 from elicit.datasets.items import DataError
+from elicit.params_types import SECTION, Bool, HiddenStr, Int, NonEmptyStr, Str, build, entry_schema, fail, typed
 
 Source = Literal["builtin", "file", "hub"]
 Format = Literal["csv", "json", "jsonl", "parquet"]

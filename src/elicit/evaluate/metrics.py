@@ -41,7 +41,7 @@ import pandas as pd
 from pydantic import Field
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from elicit.config import SECTION, Float, Int, build, typed
+from elicit.params_types import SECTION, Float, Int, build, typed
 
 Labels = Mapping[str, Mapping[int, pd.DataFrame]]
 """method -> seed -> DataFrame(item_id, p_true)."""

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias, get_args
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationError
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from elicit.config import (
+from elicit.errors import ElicitError
+from elicit.params_types import (
     SECTION,
     Float,
     HiddenStr,
@@ -36,7 +37,6 @@ from elicit.config import (
     typed,
     validate,
 )
-from elicit.errors import ElicitError
 
 LossName = Literal["mutual", "prior", "ranking", "consistency", "balance", "entropy", "flip", "nuisance"]
 Optimizer = Literal["adamw", "lbfgs"]

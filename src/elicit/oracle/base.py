@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, Protocol, Self, TypeA
 from pydantic import BeforeValidator, Field, WithJsonSchema, model_validator
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from elicit.config import (
+from elicit.errors import ElicitError
+from elicit.params_types import (
     API_KEY_ENV_NAME,
     SECTION,
     Bool,
@@ -31,7 +32,6 @@ from elicit.config import (
     partial,
     typed,
 )
-from elicit.errors import ElicitError
 
 if TYPE_CHECKING:
     from elicit.oracle.simulated import SimParams

@@ -18,11 +18,12 @@ from elicit.errors import ElicitError
 from elicit.evaluate import SIMULATOR_KEY
 from elicit.io import write_parquet, write_text
 from elicit.paths import STUDY, STUDY_HTML, STUDY_MARKDOWN, STUDY_NOTES, RunPaths
+from elicit.pipeline import listed_runs
 from elicit.report import render_summary
 from elicit.report_tables import method_costs
 from elicit.stages import _cli
 from elicit.stages.report import read_telemetry, run_card
-from elicit.study import StudyRun, long_table, markdown
+from elicit.study import StudyRun, long_table, markdown, replicate_groups
 
 COMMAND = "uv run snakemake --cores 2 study"
 
@@ -107,7 +108,7 @@ def run() -> None:
     logging.basicConfig(level="INFO", stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     params = load_params(args.params)
     study = params.get("study") or {}
-    names = args.runs or list(study.get("runs") or [])
+    names = args.runs or listed_runs(params, "study")
     if not names:
         raise ElicitError("no runs to study: list them under study.runs in params.yaml, or pass --runs")
     files = run_files(args, names, args.ablate if args.ablate is not None else list(study.get("ablate") or []))
@@ -124,7 +125,7 @@ def run() -> None:
     write_parquet(table, args.out)
     write_text(html, args.html)
     meta = {"command": COMMAND, "wall_min": total / 60, "missing": missing}
-    write_text(markdown(runs, notes, meta), args.markdown)
+    write_text(markdown(runs, notes, meta, groups=replicate_groups(runs)), args.markdown)
     _cli.log.info(
         "study of %d runs (%.0f min of jobs) -> %s, %s, %s", len(runs), total / 60, args.out, args.html, args.markdown
     )

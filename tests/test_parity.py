@@ -30,7 +30,7 @@ def registry_jobs(params: dict[str, Any], study: bool = False) -> Jobs:
     runs = list(params["pipeline"]["default_runs"])
     jobs = [j for run in runs for j in pipeline.jobs_for_run(params, run)] + [pipeline.summary_job(params)]
     if study:
-        runs = [r for r in params["study"]["runs"] if r not in runs]
+        runs = [r for r in pipeline.listed_runs(params, "study") if r not in runs]
         jobs += [j for run in runs for j in pipeline.jobs_for_run(params, run)]
         jobs += [j for run in params["study"]["ablate"] for j in pipeline.RULES["ablate"].jobs(params, run)]
         jobs += pipeline.RULES["study"].jobs(params, None)

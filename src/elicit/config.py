@@ -71,6 +71,7 @@ MOVED_KEYS: dict[str, Moved] = {
     "optimize.configs.no_flip": Moved(_ABLATE),
     "optimize.configs.full_inverted_init": Moved(_ABLATE),
     "study": Moved("study.yaml, which params.yaml includes (include: [study.yaml])", file="study.yaml"),
+    "study.runs": Moved("study.targets, which lists the study's runs by named target (target: [run, ...])"),
 }
 """Keys that lived at another path before (params.yaml of 572e4d8), and where they live now: found at the old
 path, each is one line naming the new place. The study's runs moved to study.yaml with the ``study`` section; a run

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
 import yaml
 
 from elicit.errors import ElicitError
+from elicit.io import write_or_check
 from elicit.paths import METRICS_JSON, fill
 from elicit.pipeline import Job, jobs_for_run, summary_job
 
@@ -61,11 +61,4 @@ def main(argv: list[str] | None = None) -> int:
     except ElicitError as exc:  # bad params, or a dataset entry the load rule cannot read
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    out = Path(args.out)
-    if args.action == "check":
-        if not out.exists() or out.read_text() != text:
-            print(f"{out} is stale; run `python -m elicit.pipeline dvc`", file=sys.stderr)
-            return 1
-        return 0
-    out.write_text(text)
-    return 0
+    return write_or_check(args.out, text, args.action, "python -m elicit.pipeline dvc")

@@ -11,6 +11,7 @@ import glob
 import json
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -131,3 +132,16 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def write_or_check(out: Path | str, text: str, action: str, regenerate: str) -> int:
+    """A generated file (dvc.yaml, the params schema): ``write`` it, or ``check`` that the committed one is current
+    (exit status 1 naming the command that regenerates it)."""
+    out = Path(out)
+    if action == "check":
+        if not out.exists() or out.read_text() != text:
+            print(f"{out} is stale; run `{regenerate}`", file=sys.stderr)
+            return 1
+        return 0
+    out.write_text(text)
+    return 0

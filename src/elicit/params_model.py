@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -35,6 +34,7 @@ from elicit.embed import EmbedConfig
 from elicit.evaluate.metrics import EvaluateConfig
 from elicit.group import GroupConfig
 from elicit.hygiene import HygieneConfig
+from elicit.io import write_or_check
 from elicit.optimize.config import OptimizeParams
 from elicit.oracle.base import OracleConfig, OracleDefaults, settings_keys
 from elicit.params_types import (
@@ -124,7 +124,13 @@ class StudySection(BaseModel):
 
     model_config = MODEL
 
-    runs: list[Str] = Field(min_length=1, description="runs of the results study (results/study/, docs/results.md)")
+    targets: dict[Name, list[Str]] = Field(
+        min_length=1,
+        description=(
+            "the study's runs by named target (`snakemake --cores 2 study_<target>` builds one target's runs, each "
+            "sized to run in about 90 minutes here; `study` builds them all and the page), in the page's order"
+        ),
+    )
     ablate: list[Str] = Field(
         default_factory=list, description="study runs that also get the ablations of their selected config"
     )
@@ -308,15 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("action", choices=["schema", "check"])
     p.add_argument("--out", default=str(SCHEMA_PATH))
     args = p.parse_args(argv)
-    out = Path(args.out)
-    text = render_schema()
-    if args.action == "check":
-        if not out.exists() or out.read_text() != text:
-            print(f"{out} is stale; run `uv run python -m elicit.params_model schema`", file=sys.stderr)
-            return 1
-        return 0
-    out.write_text(text)
-    return 0
+    return write_or_check(args.out, render_schema(), args.action, "uv run python -m elicit.params_model schema")
 
 
 if __name__ == "__main__":

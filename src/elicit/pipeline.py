@@ -159,8 +159,27 @@ def data_file(params: dict[str, Any], run: str) -> list[str]:
 def listed_runs(params: dict[str, Any], section: str, key: str = "runs") -> list[str]:
     """The runs ``<section>.<key>`` lists, each followed by its replicate draws (``study.ablate``: the listed runs
     only; an ablation of every draw is not worth its cost)."""
-    names = list((params.get(section) or {}).get(key) or [])
+    if section == "study" and key == "runs":
+        names = study_runs(params)
+    else:
+        names = list((params.get(section) or {}).get(key) or [])
     return [d for r in names for d in draws(params["runs"], r)] if key == "runs" else names
+
+
+def study_runs(params: dict[str, Any], target: str | None = None) -> list[str]:
+    """The runs of one study target, or of every target in the page's order (``study.targets``)."""
+    targets = (params.get("study") or {}).get("targets") or {}
+    chosen = [targets[target]] if target is not None else list(targets.values())
+    return list(dict.fromkeys(r for runs in chosen for r in runs))
+
+
+def study_target(params: dict[str, Any], target: str) -> list[str]:
+    """What ``snakemake study_<target>`` builds: the report of every draw of the target's runs, and the ablations of
+    those of its runs that ``study.ablate`` lists."""
+    runs = study_runs(params, target)
+    reports = [fill(REPORT, run=d) for r in runs for d in draws(params["runs"], r)]
+    ablate = set((params.get("study") or {}).get("ablate") or [])
+    return reports + [fill(ABLATION, run=r) for r in runs if r in ablate]
 
 
 def over_runs(template: str, section: str, key: str = "runs") -> PathsFn:

@@ -292,7 +292,9 @@ def expand_keys(params: dict[str, Any], stage: str, run: str | None = None, conf
             for c in _extends(params, str(run), str(config)):
                 out += _with_override(params, run, f"optimize.configs.{c}")
         elif key in ("<summary runs>", "<study runs>"):  # each listed run's fields, dataset and oracle
-            for r in (params.get(key[1:-6]) or {}).get("runs") or []:
+            from elicit.pipeline import listed_runs
+
+            for r in listed_runs(params, key[1:-6]):
                 e = params["runs"][r]
                 out += [*_run_fields(params, r), f"datasets.{e['dataset']}", f"oracles.{e['oracle']}"]
         else:

@@ -34,3 +34,15 @@ rule study:
         stage_benchmark("study"),
     shell:
         stage_command("study")
+
+
+# One rule per study target (`snakemake --cores 2 study_<target>`): the reports of every draw of the target's runs and
+# the ablations study.ablate names among them; each target is sized to build in about 90 minutes on 2 cores.
+for _target in config.get("study", {}).get("targets", {}):
+
+    rule:
+        name:
+            f"study_{_target}"
+        input:
+            pipeline.study_target(config, _target),
+        localrule: True

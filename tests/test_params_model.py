@@ -149,6 +149,15 @@ def test_the_study_section_left_in_params_yaml_names_study_yaml(tmp_path: Path) 
     load_params(TINY)  # a params file that includes nothing may hold its study itself
 
 
+def test_study_runs_name_the_targets_that_replaced_them(tmp_path: Path) -> None:
+    p = tiny()
+    p["study"] = {"runs": ["tiny"], "ablate": []}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(p))
+    with pytest.raises(ParamsError, match=r"study\.runs: moved to study\.targets") as info:
+        load_params(tmp_path / "params.yaml")
+    assert "\n" not in str(info.value)
+
+
 def test_moved_keys_are_one_table() -> None:
     assert {"optimize.configs.no_nuisance", "optimize.configs.no_flip", "optimize.configs.full_inverted_init"} <= set(
         MOVED_KEYS

@@ -68,6 +68,8 @@ ORACLE_SOURCES = (
     "src/elicit/oracle/embedded.py",
     "src/elicit/oracle/factory.py",
     "src/elicit/oracle/failures.py",
+    "src/elicit/oracle/sim_context.py",
+    "src/elicit/oracle/sim_hash.py",
     "src/elicit/oracle/sim_suite.py",
     "src/elicit/oracle/simulated.py",
     "src/elicit/oracle/throttle.py",

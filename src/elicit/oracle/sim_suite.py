@@ -87,7 +87,9 @@ from typing import Any, TypeAlias
 import numpy as np
 
 from elicit.oracle.base import OracleError
-from elicit.oracle.simulated import SimParams, _gold_of, hash_normal, item_effects
+from elicit.oracle.sim_context import _as_ints, _gold_of
+from elicit.oracle.sim_hash import hash_normal
+from elicit.oracle.simulated import SimParams, item_effects
 
 TOPIC_SIZE = 25  # items per topic cluster, on average
 SUITE = ("sim_latent", "sim_mixed", "sim_belief")
@@ -103,8 +105,8 @@ class ItemSpace:
     seed: int
     fingerprint: str  # sha256 of ids and vectors: part of the oracle's cache identity
 
-    def rows(self, item_ids: Sequence[int]) -> np.ndarray:
-        ids = np.asarray([int(i) for i in item_ids], dtype=np.int64)
+    def rows(self, item_ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        ids = _as_ints(item_ids)
         pos = np.searchsorted(self.ids, ids)
         pos = np.minimum(pos, len(self.ids) - 1)
         bad = self.ids[pos] != ids
@@ -244,21 +246,21 @@ def fewshot_terms(
     if belief:
         ids = sorted(
             {int(records[j]["target_id"]) for j in with_ctx}
-            | {int(c) for j in with_ctx for c in records[j]["context_ids"]}
+            | set(np.unique(np.concatenate([_as_ints(records[j]["context_ids"]) for j in with_ctx])).tolist())
         )
         b_sign = dict(zip(ids, _sign(item_effects(ids, gold, p, space)).tolist(), strict=True))
     for j in with_ctx:
         r = records[j]
         target = int(r["target_id"])
-        ctx = [int(c) for c in r["context_ids"]]
-        shown = np.array([2.0 * int(c) - 1.0 for c in r["context_shown"]])
+        ctx = _as_ints(r["context_ids"])
+        shown = 2.0 * _as_ints(r["context_shown"]).astype(np.float64) - 1.0
         term = p.format_gain * (2 * _gold_of(gold, target) - 1)
         if belief:
-            agree = float(np.mean(shown * np.array([b_sign[c] for c in ctx])))
+            agree = float(np.mean(shown * np.array([b_sign[c] for c in ctx.tolist()])))
             term += p.icl * (1 - p.latent_share) * b_sign[target] * agree
         if p.sim_copy != 0:
             assert space is not None
-            rows = space.rows([target, *ctx])
+            rows = space.rows(np.concatenate([[target], ctx]))
             cos = space.vectors[rows[1:]] @ space.vectors[rows[0]]
             w = np.exp((cos - cos.max()) / p.sim_temp)
             term += p.sim_copy * float((w / w.sum()) @ shown)

@@ -42,14 +42,16 @@ plants mechanisms the optimizer does not fit: topic-shared item noise, a format 
 towards the model's own beliefs, kNN-like copying of similar shown items, primacy, acquiescence varying per item x
 template x framing, heavy-tailed prompt noise. Its fields in SimParams default to off, so sim_mild / sim_strong
 answer exactly as before the suite existed; every field stays overridable per oracle entry (`sim:`).
+
+The hash draws and the strings that key them are in sim_hash.py, the gold lookups and the query rows' context arrays
+(with the in-family few-shot terms) in sim_context.py.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import MISSING, asdict, dataclass, fields, replace
+from dataclasses import MISSING, InitVar, asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -57,6 +59,8 @@ import pandas as pd
 
 from elicit.oracle.base import Answer, OnAnswer, OracleError, Request, new_counters
 from elicit.oracle.cache import cache_key
+from elicit.oracle.sim_context import _Contexts, _gold_of, _has_gold
+from elicit.oracle.sim_hash import hash_normal, hash_uniform
 
 if TYPE_CHECKING:
     from elicit.oracle.sim_suite import Embeddings, ItemSpace
@@ -91,6 +95,10 @@ class SimParams:
     acq_sd: acquiescence varies per item x template x framing: acquiescence + acq_sd * N(0, 1).
     noise_df: 0: prompt noise is normal with std prompt_noise; k >= 1: Student-t with k degrees of freedom and
         scale prompt_noise (std prompt_noise * sqrt(k / (k - 2)) for k > 2).
+
+    max_context_items: the most items one query may show (a real model's context window would not hold more);
+        a longer query is an OracleError naming this key. Changes no answer, so it is no field: not in asdict(),
+        equality or the cache identity (an init-only parameter kept as an attribute).
     """
 
     signal: float
@@ -114,6 +122,17 @@ class SimParams:
     primacy: float = 0.0
     acq_sd: float = 0.0
     noise_df: int = 0
+    # a limit, not a mechanism: init-only (stored as an attribute, not a field), so no answer, no asdict() and no
+    # cache identity depends on it; `replace` carries it over
+    max_context_items: InitVar[int] = 256
+
+    def __post_init__(self, max_context_items: int) -> None:
+        object.__setattr__(self, "max_context_items", max_context_items)
+
+
+def context_cap(p: SimParams) -> int:
+    """``max_context_items`` of the parameters (an init-only attribute, which type checkers do not see)."""
+    return int(getattr(p, "max_context_items", 256))
 
 
 _SUITE_FIELDS = ("topic_share", "format_gain", "latent_share", "sim_copy", "sim_temp", "primacy", "acq_sd", "noise_df")
@@ -174,7 +193,7 @@ PRESETS.update(
 
 def resolve_sim_params(preset: str | None, overrides: Mapping[str, Any] | None) -> SimParams:
     """A preset, with explicit parameters over it; without a preset every parameter must be given."""
-    names = {f.name for f in fields(SimParams)}
+    names = {f.name for f in fields(SimParams)} | {"max_context_items"}
     over = dict(overrides or {})
     unknown = sorted(set(over) - names)
     if unknown:
@@ -194,7 +213,10 @@ def resolve_sim_params(preset: str | None, overrides: Mapping[str, Any] | None) 
         params = SimParams(**over)
     if not math.isfinite(params.noise_df) or params.noise_df != int(params.noise_df) or params.noise_df < 0:
         raise ValueError(f"sim.noise_df must be a whole number >= 0 (0: normal noise), got {params.noise_df}")
-    params = replace(params, seed=int(params.seed), noise_df=int(params.noise_df))
+    cap = getattr(params, "max_context_items")  # noqa: B009 - init-only: type checkers do not see it
+    if not math.isfinite(cap) or cap != int(cap) or cap < 1:
+        raise ValueError(f"sim.max_context_items must be a whole number >= 1, got {cap}")
+    params = replace(params, seed=int(params.seed), noise_df=int(params.noise_df), max_context_items=int(cap))
     if not 0 < params.mass <= 1:
         raise ValueError(f"sim.mass must be in (0, 1], got {params.mass}")
     for key in ("wrong_frac", "missing_rate", "topic_share", "latent_share"):
@@ -203,41 +225,6 @@ def resolve_sim_params(preset: str | None, overrides: Mapping[str, Any] | None) 
     if not params.sim_temp > 0 or params.acq_sd < 0:
         raise ValueError("sim.sim_temp must be > 0 and sim.acq_sd >= 0")
     return params
-
-
-# ----------------------------------------------------------------------------------------------------
-# hash-derived draws
-
-
-def _hash_u64(strings: Sequence[str]) -> np.ndarray:
-    """Two independent 64-bit integers per string, from sha256."""
-    out = np.empty((len(strings), 2), dtype=np.uint64)
-    for i, s in enumerate(strings):
-        d = hashlib.sha256(s.encode("utf-8")).digest()
-        out[i, 0] = int.from_bytes(d[:8], "little")
-        out[i, 1] = int.from_bytes(d[8:16], "little")
-    return out
-
-
-def _uniforms(bits: np.ndarray) -> np.ndarray:
-    """Uniforms in (0, 1) from 64-bit integers (top 53 bits)."""
-    return ((bits >> np.uint64(11)).astype(np.float64) + 0.5) / float(1 << 53)
-
-
-def hash_normal(strings: Sequence[str]) -> np.ndarray:
-    """One standard normal per string (Box-Muller on two hash uniforms)."""
-    u = _uniforms(_hash_u64(strings))
-    return np.sqrt(-2.0 * np.log(u[:, 0])) * np.cos(2.0 * math.pi * u[:, 1])
-
-
-def hash_uniform(strings: Sequence[str]) -> np.ndarray:
-    return _uniforms(_hash_u64(strings))[:, 0]
-
-
-def _query_string(seed: int, row: Mapping[Any, Any]) -> str:
-    ctx = ",".join(str(int(c)) for c in row["context_ids"])
-    shown = ",".join(str(int(c)) for c in row["context_shown"])
-    return f"{seed}|q|{int(row['target_id'])}|{row['framing']}|{row['template_id']}|{ctx}|{shown}"
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -264,19 +251,6 @@ def item_effects(
 def systematically_wrong(item_ids: Sequence[int], p: SimParams) -> np.ndarray:
     """Which items the simulator gets wrong on purpose (for tests and reports)."""
     return hash_uniform([f"{p.seed}|wrong|{int(i)}" for i in item_ids]) < p.wrong_frac
-
-
-def _gold_of(gold: Mapping[int, int], item_id: int) -> int:
-    try:
-        g = gold[item_id]
-    except KeyError:
-        raise OracleError(
-            f"simulated oracle: no gold label for item {item_id}; the simulator needs gold for every "
-            "target and context item (pass gold=... to ask)",
-        ) from None
-    if g is None or (isinstance(g, float) and math.isnan(g)) or int(g) not in (0, 1):
-        raise OracleError(f"simulated oracle: gold of item {item_id} is {g!r}, not 0/1; filter such items")
-    return int(g)
 
 
 def simulate(
@@ -307,23 +281,12 @@ def simulate(
     if not set(queries["framing"]) <= {"pos", "neg"}:
         raise OracleError("simulated oracle: framing must be 'pos' or 'neg' in every query row")
 
-    icl = np.zeros(n)
-    copy = np.zeros(n)
-    last = np.zeros(n)
-    for j, r in enumerate(records):
-        shown = [int(c) for c in r["context_shown"]]
-        if not shown:
-            continue
-        ids = [int(c) for c in r["context_ids"]]
-        agree = [1.0 if c == _gold_of(gold, k) else -1.0 for c, k in zip(shown, ids, strict=True)]
-        icl[j] = float(np.mean(agree))
-        copy[j] = float(np.mean([2 * c - 1 for c in shown]))
-        last[j] = 2 * shown[-1] - 1
+    ctx = _Contexts(records, gold, context_cap(p))
     # the in-family terms: gold-keyed icl (its lambda share), copying of the mean shown label, recency
     icl_latent = p.icl if p.latent_share == 1 else p.icl * p.latent_share
-    z = z + icl_latent * s * icl + p.copy * copy + p.position * last
+    z = z + icl_latent * s * ctx.icl + p.copy * ctx.copy + p.position * ctx.last
 
-    qstrings = [_query_string(p.seed, r) for r in records]
+    qstrings = ctx.query_strings(p.seed, records)
     acq: float | np.ndarray = p.acquiescence
     if not use_suite:
         eps = hash_normal(qstrings)
@@ -368,10 +331,18 @@ class SimulatedOracle:
         from elicit.oracle.sim_suite import require_space
 
         self.space: ItemSpace | None = require_space(params, embeddings, who=f"oracle '{name}' (simulated)")
+        self._valid_gold: dict[int, int] | None = None
+        self._identity: tuple[SimParams, dict[str, Any]] | None = None
 
     def identity(self) -> dict[str, Any]:
         """The parameters (the suite's fields only where set: the in-family presets keep their cache keys) and,
-        when read, the embeddings' sha256."""
+        when read, the embeddings' sha256. A fresh copy each call, built once per parameters (every request
+        key reads it)."""
+        if self._identity is None or self._identity[0] is not self.params:
+            self._identity = (self.params, self._build_identity())
+        return {k: dict(v) if isinstance(v, dict) else v for k, v in self._identity[1].items()}
+
+    def _build_identity(self) -> dict[str, Any]:
         params = asdict(self.params)
         for f in fields(SimParams):
             if f.name in _SUITE_FIELDS and params[f.name] == f.default:
@@ -387,7 +358,13 @@ class SimulatedOracle:
     def gold_context(self, query: Mapping[str, Any]) -> list[int]:
         """Gold of the target and context items: part of the cache key, as the answer depends on it."""
         ids = [int(query["target_id"]), *(int(c) for c in query["context_ids"])]
-        return [_gold_of(self.gold, i) for i in ids]
+        if self._valid_gold is None:  # checked once: a long context needs no check per item and query
+            keys = [int(i) for i in self.gold]
+            self._valid_gold = {i: _gold_of(self.gold, i) for i in keys if _has_gold(self.gold, i)}
+        try:
+            return [self._valid_gold[i] for i in ids]
+        except KeyError:
+            return [_gold_of(self.gold, i) for i in ids]  # raises, naming the first item without a 0/1 label
 
     def request_key(self, query: Mapping[str, Any], payload: str | list[dict[str, str]]) -> str:
         """The structured query and the gold it sees (not the prompt text, which the simulator never reads)."""

@@ -231,3 +231,17 @@ def test_overrides_are_checked_against_the_run_s_own_oracle_only() -> None:
     p["runs"]["tiny"]["oracle"] = "remote"
     with pytest.raises(ParamsError, match=r"runs\.tiny\.overrides\.oracle: oracles\.remote\.truth_column: only for"):
         check_params(p)
+
+
+def test_a_snapshot_is_trusted_only_while_its_content_matches_its_name(tmp_path: Path) -> None:
+    """Snakemake's jobs read the snapshot it checked (no ~10 s typed check per job); an edited one is checked again."""
+    from elicit.config import read_snapshot, snapshot_params
+
+    params = load_params(TINY)
+    path = snapshot_params(params, tmp_path)
+    assert read_snapshot(path) == params
+    edited = yaml.safe_load(path.read_text())
+    edited["embed"]["modle"] = "x"  # a typo slipped into the file after it was written
+    path.write_text(yaml.safe_dump(edited, sort_keys=True))
+    with pytest.raises(ParamsError, match=r"embed\.modle: unknown key 'modle'"):
+        read_snapshot(path)

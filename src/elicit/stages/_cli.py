@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from elicit.config import SNAPSHOT_ENV, ParamsError, RunConfig, load_params, resolve_run
+from elicit.config import SNAPSHOT_ENV, ParamsError, RunConfig, load_params, read_snapshot, resolve_run
 from elicit.errors import ElicitError
 from elicit.io import confine_writes, write_json
 from elicit.paths import RunPaths
@@ -64,7 +64,7 @@ def setup(args: argparse.Namespace) -> tuple[RunConfig, RunPaths]:
     )
     snapshot = os.environ.get(SNAPSHOT_ENV)
     from_snapshot = bool(snapshot) and args.params == "params.yaml" and Path(str(snapshot)).is_file()
-    params = load_params(str(snapshot) if from_snapshot else args.params)
+    params = read_snapshot(str(snapshot)) if from_snapshot else load_params(args.params)
     run = resolve_run(params, args.run)  # an unknown run is one line, before anything looks it up
     if not from_snapshot:
         _planned.update(path=args.params, args=args, tracked=_tracked(params, args))

@@ -24,7 +24,6 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 from pydantic.dataclasses import dataclass as pydantic_dataclass
-from sklearn.cluster import KMeans, MiniBatchKMeans
 
 from elicit.errors import ElicitError
 from elicit.params_types import SECTION, Int, build, fail, typed
@@ -71,6 +70,8 @@ class GroupConfig:
 def _kmeans(x: np.ndarray, k: int, seed: int, minibatch_above: int) -> np.ndarray:
     if k <= 1 or len(x) <= 1:
         return np.zeros(len(x), dtype=np.int64)
+    from sklearn.cluster import KMeans, MiniBatchKMeans  # here: params checks import this module (GroupConfig)
+
     k = min(k, len(x))
     if len(x) > minibatch_above:
         model: Any = MiniBatchKMeans(n_clusters=k, random_state=seed, n_init=3, batch_size=4096)

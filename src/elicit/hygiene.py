@@ -29,7 +29,6 @@ import pandas as pd
 import scipy.sparse as sp
 from pydantic import Field
 from pydantic.dataclasses import dataclass as pydantic_dataclass
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from elicit.errors import ElicitError
 from elicit.params_types import SECTION, Float, build, typed
@@ -119,6 +118,8 @@ def _equal_pairs(left: Sequence[str], right: Sequence[str] | None) -> set[tuple[
 
 
 def _vectors(norm: Sequence[str]) -> sp.csr_matrix:
+    from sklearn.feature_extraction.text import TfidfVectorizer  # here: params checks import HygieneConfig
+
     vec = TfidfVectorizer(analyzer="char_wb", ngram_range=NGRAM_RANGE, sublinear_tf=True, dtype=np.float32)
     return sp.csr_matrix(vec.fit_transform(norm))
 

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 SHARED_SOURCES = (
     "src/elicit/config.py",
+    "src/elicit/_lazy.py",
     "src/elicit/params_types.py",
     "src/elicit/replicates.py",
     "src/elicit/errors.py",

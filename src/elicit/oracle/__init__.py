@@ -10,11 +10,45 @@ The HTTP transport (retries, timeouts, response parsing, key scrubbing) is trans
 throttle.py, and failures.py says what went wrong with a request.
 """
 
-from elicit.oracle.base import Answer, Oracle, OracleConfig, OracleError, oracle_from_params, score_of
-from elicit.oracle.client import PREDICTION_COLUMNS, ask, ask_sync
-from elicit.oracle.embedded import embedded_server
-from elicit.oracle.factory import gold_for_simulator, open_oracle
-from elicit.oracle.simulated import PRESETS, SimParams, simulate
+from typing import TYPE_CHECKING
+
+from elicit._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from elicit.oracle.base import Answer, Oracle, OracleConfig, OracleError, oracle_from_params, score_of
+    from elicit.oracle.client import PREDICTION_COLUMNS, ask, ask_sync
+    from elicit.oracle.embedded import embedded_server
+    from elicit.oracle.factory import gold_for_simulator, open_oracle
+    from elicit.oracle.simulated import PRESETS, SimParams, simulate
+
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "elicit.oracle.base": (
+            "Answer",
+            "Oracle",
+            "OracleConfig",
+            "OracleError",
+            "oracle_from_params",
+            "score_of",
+        ),
+        "elicit.oracle.client": (
+            "PREDICTION_COLUMNS",
+            "ask",
+            "ask_sync",
+        ),
+        "elicit.oracle.embedded": ("embedded_server",),
+        "elicit.oracle.factory": (
+            "gold_for_simulator",
+            "open_oracle",
+        ),
+        "elicit.oracle.simulated": (
+            "PRESETS",
+            "SimParams",
+            "simulate",
+        ),
+    },
+)
 
 __all__ = [
     "PREDICTION_COLUMNS",

@@ -100,14 +100,20 @@ def moved_key(params: Any) -> tuple[tuple[str, ...], str] | None:
 def validate_params(params: dict[str, Any], source: str = "params.yaml") -> None:
     """Check params against the typed model of every section; raise one line naming the key, the problem and the
     fix (for a typo, the nearest valid key)."""
+    found = _first_problem(params)
+    if found is not None:
+        loc, message = found
+        raise ParamsError(f"{source}: {key_path(*loc)}: {message}; fix this key (schema: {SCHEMA_PATH.name})")
+
+
+def _first_problem(params: dict[str, Any]) -> tuple[tuple[str | int, ...], str] | None:
+    """The typed model's first problem with ``params`` (its key path and message), or None when they pass."""
     model = _section_checks()
     try:
         model.model_validate(params)
     except ValidationError as exc:
-        loc, message = problem(exc, model)
-    else:
-        return
-    raise ParamsError(f"{source}: {key_path(*loc)}: {message}; fix this key (schema: {SCHEMA_PATH.name})")
+        return problem(exc, model)
+    return None
 
 
 SNAPSHOT_ENV = "ELICIT_PARAMS_SNAPSHOT"
@@ -279,13 +285,10 @@ def check_overrides(params: dict[str, Any], run: str, source: str = "params.yaml
         merged[section] = view.section(section)
     if "oracle" in entry["overrides"] and view.oracle in params["oracles"]:
         merged["oracles"] = {view.oracle: params["oracles"][view.oracle]}  # only the run's own oracle meets them
-    model = _section_checks()
-    try:
-        model.model_validate(merged)
-    except ValidationError as exc:
-        loc, message = problem(exc, model)
-    else:
+    found = _first_problem(merged)
+    if found is None:
         return
+    loc, message = found
     section = "oracle" if loc[:1] == ("oracles",) else key_path(*loc[:1])
     raise ParamsError(
         f"{source}: runs.{run}.overrides.{section}: {key_path(*loc)}: {message}; fix this key "

@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from elicit.params_types import ParamsError
+
 MIN_DRAWS = 5
 """Draws needed before a between-method verdict is written (fewer: "too few draws", never a verdict)."""
 
@@ -62,8 +64,6 @@ def expand_replicates(runs: Mapping[str, Mapping[str, Any]], base_seed: int) -> 
             if runs.get(derived) == drawn:  # expanded before (a snapshot of expanded params)
                 continue
             if derived in runs:
-                from elicit.config import ParamsError
-
                 raise ParamsError(
                     f"params.yaml: runs.{derived}: this name is draw {k} of runs.{name} (replicates: {n}); "
                     "rename the hand-written run or lower replicates"

@@ -58,6 +58,7 @@ class FakeState:
         self.fail_status = 500
         self.status_body: dict[str, Any] | None = None
         self.no_logprobs = False
+        self.end_of_text = False
         self.malformed = False
         self.delay = 0.0
         self.on_request: Callable[[int], None] | None = None
@@ -114,6 +115,14 @@ def make_handler(state: FakeState) -> type[BaseHTTPRequestHandler]:
             top = state.top(prompt_of(body))
             usage = {"prompt_tokens": len(prompt_of(body)) // 4, "completion_tokens": 1, "total_tokens": 0}
             best = max(top, key=lambda t: top[t]) if top else " True"
+            if state.end_of_text:  # llama.cpp when the first token is end-of-text: empty lists, no text
+                chat = self.path.endswith("/chat/completions")
+                empty = {"content": []} if chat else {"tokens": [], "token_logprobs": [], "top_logprobs": []}
+                message = {"message": {"role": "assistant", "content": ""}} if chat else {"text": ""}
+                choice = {"index": 0, "logprobs": empty, "finish_reason": "stop", **message}
+                obj = "chat.completion" if chat else "text_completion"
+                self._send(200, {"id": "x", "object": obj, "created": 0, "model": state.model, "choices": [choice]})
+                return
             if self.path.endswith("/chat/completions"):
                 logprobs = None
                 if not state.no_logprobs:
@@ -386,6 +395,18 @@ def test_server_without_logprobs(fake: tuple[FakeState, str], tmp_path: Path, en
             tmp_path,
             progress=False,
         )
+
+
+@pytest.mark.parametrize("endpoint", ["completions", "chat"])
+def test_end_of_text_first_is_a_missing_answer_not_a_server_without_logprobs(
+    fake: tuple[FakeState, str], tmp_path: Path, endpoint: str
+) -> None:
+    state, url = fake
+    state.end_of_text = True
+    preds, tel = ask_sync(
+        make_queries(2), make_items(2), fake_oracle_cfg(url, endpoint=endpoint), [TEMPLATE], tmp_path, progress=False
+    )
+    assert preds["missing"].all() and preds["score"].isna().all() and tel["missing"] == len(preds)
 
 
 def test_malformed_json(fake: tuple[FakeState, str], tmp_path: Path) -> None:

@@ -317,6 +317,13 @@ class HttpOracle:
         lp = getattr(choice, "logprobs", None)
         if lp is None:
             raise self._no_logprobs()
+        usage = getattr(resp, "usage", None)
+        tokens_used = (
+            _int_or_none(getattr(usage, "prompt_tokens", None)),
+            _int_or_none(getattr(usage, "completion_tokens", None)),
+        )
+        if _ended_at_once(choice, lp, self.cfg.endpoint):
+            return Answer(None, None, *tokens_used)  # the model's first token ended the text: neither answer shown
         top: list[tuple[str, float]] = []
         try:
             if self.cfg.endpoint == "chat":
@@ -350,13 +357,19 @@ class HttpOracle:
             if value > _MAX_LOGPROB:
                 raise self._malformed(f"logprob {value!r} of token {token!r} is above 0, not a log-probability")
         lp_true, lp_false = parse_top_logprobs([(t, v) for t, v in top if math.isfinite(v)])
-        usage = getattr(resp, "usage", None)
-        return Answer(
-            lp_true,
-            lp_false,
-            _int_or_none(getattr(usage, "prompt_tokens", None)),
-            _int_or_none(getattr(usage, "completion_tokens", None)),
-        )
+        return Answer(lp_true, lp_false, *tokens_used)
+
+
+def _ended_at_once(choice: Any, lp: Any, endpoint: str) -> bool:
+    """The completion stopped before its first token (the model's most likely next token was end-of-text):
+    llama.cpp then sends empty logprob lists. That is an answer with neither word in it -- a missing answer --
+    not a server without logprobs (which sends none at all, or lists for a token it did write)."""
+    if getattr(choice, "finish_reason", None) != "stop":
+        return False
+    if endpoint == "chat":
+        message = getattr(choice, "message", None)
+        return getattr(lp, "content", None) == [] and not getattr(message, "content", None)
+    return getattr(lp, "top_logprobs", None) == [] and not getattr(choice, "text", None)
 
 
 def _int_or_none(v: Any) -> int | None:

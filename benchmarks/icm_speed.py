@@ -4,7 +4,7 @@ Goal: <= 20 minutes per seed on the 2-core CPU, for sim_strong and for sim_laten
 Items: the shipped GSM8K solutions (data/icm/test_gsm8k.json, the paper's own testbed), a seeded subsample of
 whole questions (4 solutions each, rule same_answer_same_label, so the consistency fix runs), the dataset's
 first template; embeddings for sim_latent are synthetic (one random direction per question plus noise: the
-solutions to one question lie close together). Defaults of ``baselines.icm_official`` (batches of 256, K = 3000
+solutions to one question lie close together). Defaults of ``baselines.icm`` (batches of 256, K = 3000
 per 256 items, both framings).
 
 Two oracle paths: ``direct`` calls ``elicit.oracle.simulate`` (the simulator alone); ``client`` goes through

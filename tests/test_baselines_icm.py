@@ -1,4 +1,5 @@
-"""ICM (Internal Coherence Maximization) against the fake oracle of test_baselines_fewshot.
+"""The cheap ICM variant (the method icm_budget, elicit.baselines.icm) against the fake oracle of
+test_baselines_fewshot; the paper's algorithm (the method icm) is tested in test_icm_official.
 
 The fake oracle has an in-context-learning effect (correct shown labels pull its answer towards the truth),
 so the most mutually predictable labelling is the true one: ICM's energy should rise as it finds it.
@@ -175,9 +176,9 @@ def test_temperature_schedule_and_config_checks() -> None:
     assert temperature(100, cfg) == pytest.approx(cfg.t0 / (1 + cfg.beta * math.log(100)))
     assert temperature(10**300, cfg) == cfg.t_min
     assert ICMConfig(calls_per_item=4).budget(50) == 200 and ICMConfig(max_calls=7).budget(50) == 7
-    with pytest.raises(BaselineConfigError, match="baselines.icm.alpha"):
+    with pytest.raises(BaselineConfigError, match=r"baselines\.icm_budget\.alpha"):
         ICMConfig.from_params({"alpha": -1})
-    with pytest.raises(BaselineConfigError, match="baselines.icm.temp: unknown key"):
+    with pytest.raises(BaselineConfigError, match=r"baselines\.icm_budget\.temp: unknown key"):
         ICMConfig.from_params({"temp": 3})
     assert ICMConfig.from_params({"framings": ["neg"], "max_calls": None}).framings == ("neg",)
     with pytest.raises(ValueError, match="embeddings have shape"):

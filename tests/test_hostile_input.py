@@ -131,7 +131,7 @@ REFUSED: list[tuple[str, Edit, str]] = [
     ),
     (
         "4 bad ICM setting through an override",
-        override("tiny", {"baselines": {"icm": {"calls_per_item": 0}}}),
+        override("tiny", {"baselines": {"icm_budget": {"calls_per_item": 0}}}),
         r"runs\.tiny\.overrides\.baselines: .*calls_per_item",
     ),
 ]

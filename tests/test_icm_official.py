@@ -87,6 +87,7 @@ def test_defaults_are_the_scripts() -> None:
     assert cfg.iterations_for(256) == 3000 and cfg.iterations_for(128) == 1500
     assert dataclasses.replace(cfg, iterations=7).iterations_for(256) == 7
     assert cfg.framings == ("pos", "neg") and cfg.max_calls is None and cfg.max_tokens is None
+    assert cfg.enabled is False  # opt-in: a run gets the icm job only with baselines.icm.enabled
     for bad, key in (({"batch_sz": 3}, "batch_sz"), ({"t_min": 20.0}, "t_min"), ({"n_init": 300}, "n_init")):
         with pytest.raises(BaselineConfigError) as err:
             OfficialICMConfig.from_params(bad)
@@ -334,7 +335,7 @@ def test_cost_guard_refuses_before_any_call() -> None:
         with pytest.raises(ICMBudgetError) as err:
             check_cost(plan, cfg)
         msg = str(err.value)
-        assert f"baselines.icm_official.{key}" in msg and "raise" in msg and "\n" not in msg
+        assert f"baselines.icm.{key}" in msg and "raise" in msg and "\n" not in msg
         sim = SimAsk(gold, ICL)
         with pytest.raises(ICMBudgetError):
             icm_official(items, sim, cfg)

@@ -98,8 +98,8 @@ BAD: list[tuple[str, Any, str]] = [
     ("a key left out", lambda p: p["group"].pop("overlap"), r"group: 'overlap' is a required property"),
     (
         "an ICM framing twice",
-        lambda p: p["baselines"]["icm"].update(framings=["pos", "pos"]),
-        r"baselines\.icm\.framings: \['pos', 'pos'\] lists a framing twice",
+        lambda p: p["baselines"]["icm_budget"].update(framings=["pos", "pos"]),
+        r"baselines\.icm_budget\.framings: \['pos', 'pos'\] lists a framing twice",
     ),
 ]
 

@@ -168,13 +168,13 @@ def test_a_description_is_tracked_by_no_job() -> None:
 
 def test_an_override_is_tracked_by_the_jobs_that_read_its_section() -> None:
     params = load_params(REPO / "tests" / "fixtures" / "params.tiny.yaml")
-    params["runs"]["tiny"]["overrides"] = {"baselines": {"icm": {"max_items": 12}}}
+    params["runs"]["tiny"]["overrides"] = {"baselines": {"icm_budget": {"max_items": 12}}}
     readers = {
         j.name
         for j in pipeline.jobs_for_run(params, "tiny")
-        if "runs.tiny.overrides.baselines.icm" in j.param_keys(params)
+        if "runs.tiny.overrides.baselines.icm_budget" in j.param_keys(params)
     }
-    assert readers == {"icm"}  # and the report, which shows every resolved value
+    assert readers == {"icm_budget"}  # and the report, which shows every resolved value
     report = next(j for j in pipeline.jobs_for_run(params, "tiny") if j.name == "report")
     assert "runs.tiny.overrides" in report.param_keys(params)
 

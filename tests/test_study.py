@@ -110,7 +110,7 @@ def test_study_table_verdicts_follow_the_paired_cis() -> None:
     ]  # fmt: skip
     rows = {r["run"]: r for r in compact_rows(runs)}
     assert rows["a"]["gold_best"].endswith("(mutual_only)") and rows["a"]["calls"] == "1,234"
-    assert rows["b"]["icm"] == "–" and rows["b"]["pgr"] == "–"
+    assert rows["b"]["icm_budget"] == "–" and rows["b"]["pgr"] == "–"
     md = markdown(runs, "# Notes\n\nhand-written", {"command": "cmd", "wall_min": 3.0})
     assert md.startswith("# Notes") and "| a | 400 |" in md and "`cmd`" in md and "3 min" in md
     assert "equal the known nuisance feature on 90 %" in md

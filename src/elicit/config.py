@@ -72,10 +72,18 @@ MOVED_KEYS: dict[str, Moved] = {
     "optimize.configs.full_inverted_init": Moved(_ABLATE),
     "study": Moved("study.yaml, which params.yaml includes (include: [study.yaml])", file="study.yaml"),
     "study.runs": Moved("study.targets, which lists the study's runs by named target (target: [run, ...])"),
+    "baselines.icm_official": Moved("baselines.icm (faithful ICM, the method icm; enabled: true runs it)"),
+    **{
+        f"baselines.icm.{key}": Moved("baselines.icm_budget (the cheap ICM variant; baselines.icm is the paper's)")
+        for key in ("beta", "k_context", "max_items", "calls_per_item", "n_rescore")
+    },
 }
-"""Keys that lived at another path before (params.yaml of 572e4d8), and where they live now: found at the old
-path, each is one line naming the new place. The study's runs moved to study.yaml with the ``study`` section; a run
-defined in both files is refused by :func:`with_includes`."""
+"""Keys that lived at another path before (params.yaml of 572e4d8, and the ICM keys of cfb373a), and where they live
+now: found at the old path, each is one line naming the new place. The study's runs moved to study.yaml with the
+``study`` section; a run defined in both files is refused by :func:`with_includes`. The cheap ICM variant's section
+``baselines.icm`` became ``baselines.icm_budget`` and faithful ICM took its name: the keys only the cheap variant
+has name the new section (those both have, n_init, alpha, t0, t_min, max_calls, framings and template_id, are
+the faithful section's now)."""
 
 
 def moved_key(params: Any) -> tuple[tuple[str, ...], str] | None:

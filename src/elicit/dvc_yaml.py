@@ -38,9 +38,10 @@ def dvc_yaml(params: dict[str, Any]) -> dict[str, Any]:
 
 HEADER = (
     "# Written by `python -m elicit.pipeline dvc` from src/elicit/pipeline.py and params.yaml; do not edit by hand.\n"
-    "# Re-write it after changing pipeline.default_runs, base.rounds or the names of optimize.configs, or after\n"
-    "# adding a key that was not there (a run's seed or overrides); `python -m elicit.pipeline check` and a test fail\n"
-    "# while it is stale. Editing a value needs no re-write: `dvc repro` tracks it.\n"
+    "# Re-write it after changing pipeline.default_runs, base.rounds, baselines.icm.enabled or the names of\n"
+    "# optimize.configs, or after adding a key that was not there (a run's seed or overrides); `python -m\n"
+    "# elicit.pipeline check` and a test fail while it is stale. Editing a value needs no re-write: `dvc repro`\n"
+    "# tracks it.\n"
 )
 
 

@@ -28,6 +28,7 @@ from pydantic_core import CoreSchema, core_schema
 
 from elicit.baselines.fewshot import BootstrapConfig, FewShotConfig
 from elicit.baselines.icm import ICMConfig
+from elicit.baselines.icm_official_config import OfficialICMConfig
 from elicit.config import SCHEMA_PATH, moved_key
 from elicit.datasets.config import DatasetConfig
 from elicit.embed import EmbedConfig
@@ -175,10 +176,16 @@ class BaselinesSection(BaseModel):
     model_config = MODEL
 
     seeds: list[Seed] | None = Field(
-        default=None, min_length=1, description="restarts of ICM / random / bootstrap few-shot; null = base.seeds"
+        default=None,
+        min_length=1,
+        description="restarts of icm, icm_budget, random / bootstrap few-shot; null = base.seeds",
     )
-    icm: ICMConfig | None = Field(
-        default=None, description="Internal Coherence Maximization (Wen et al. 2025), within a call budget"
+    icm: OfficialICMConfig | None = Field(
+        default=None,
+        description="Internal Coherence Maximization as its paper runs it (Wen et al. 2025); opt-in (enabled: true)",
+    )
+    icm_budget: ICMConfig | None = Field(
+        default=None, description="the cheap ICM variant within a call budget, in every run; not the paper's algorithm"
     )
     fewshot: FewShotConfig | None = Field(
         default=None, description="golden_fewshot, random_fewshot and bootstrap_fewshot prompts"

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from elicit.contracts import BASELINES, GOLD_READING, ZERO_SHOT_ONLY
+from elicit.contracts.methods import BY_NAME, enabled
 from elicit.evaluate import BASE_METRICS, COLUMNS, metric_row, undefined_metrics
 from elicit.plots import method_kind
 
@@ -35,10 +36,12 @@ def metrics_or_empty(metrics: pd.DataFrame | None) -> pd.DataFrame:
 
 
 def expected_methods(card: Mapping[str, Any]) -> list[str]:
-    """Every method a complete run would have: the baselines, each swept config, and ``selected``."""
+    """Every method a complete run would have: the baselines it makes (an opt-in one only where enabled), each swept
+    config, and ``selected``."""
     params = card.get("params") or {}
     configs = sorted(((params.get("optimize") or {}).get("configs") or {}).keys())
-    return [*BASELINES, *configs, "selected"]
+    baselines = [m for m in BASELINES if enabled(BY_NAME[m], params.get("baselines"))]
+    return [*baselines, *configs, "selected"]
 
 
 def metrics_table(metrics: pd.DataFrame, selection: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
@@ -123,7 +126,7 @@ COST_KEYS = ("calls", "cache_hits", "prompt_tokens", "completion_tokens", "wall_
 def method_costs(methods: Iterable[str], telemetry: Sequence[Mapping[str, Any]] | None) -> dict[str, dict[str, Any]]:
     """What each method's labels cost in oracle use (calls, cache hits, tokens, oracle wall time), from telemetry.
 
-    A baseline with its own oracle job (icm, golden/random/bootstrap few-shot: telemetry ``job`` = the method)
+    A baseline with its own oracle job (both ICMs, golden/random/bootstrap few-shot: telemetry ``job`` = the method)
     is charged that job, all seeds. zero_shot and zero_shot_calibrated are charged the zero-shot round
     (``query.round0``); every other method (few-shot votes, Dawid-Skene, each optimize config, selected) reads the
     answers of all shared query rounds (``query.round*``) and is charged all of them: their costs are shared, not

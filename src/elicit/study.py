@@ -71,7 +71,7 @@ def warnings(metrics_json: Mapping[str, Mapping[str, float]]) -> list[str]:
     """Study-level warnings from a run's metrics.json: labels that follow a known nuisance feature, and
     collapse (almost every item in one class)."""
     out = []
-    for method in ("selected", "zero_shot", "few_shot_mean", "icm"):
+    for method in ("selected", "zero_shot", "few_shot_mean", "icm_budget"):
         entry = metrics_json.get(method) or {}
         a = entry.get("nuisance_agreement")
         if a is not None and max(a, 1 - a) >= NUISANCE_WARN:

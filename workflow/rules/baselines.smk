@@ -18,6 +18,27 @@ rule votes:
         stage_command("votes")
 
 
+rule icm_budget:
+    input:
+        **stage_inputs("icm_budget"),
+    output:
+        **stage_outputs("icm_budget"),
+    params:
+        tracked=tracked("icm_budget"),
+    resources:
+        oracle=oracle_slots,
+    threads: 2
+    conda:
+        "../envs/elicit.yaml"
+    log:
+        stage_log("icm_budget"),
+    benchmark:
+        stage_benchmark("icm_budget"),
+    shell:
+        stage_command("icm_budget")
+
+
+# Faithful ICM: a job only in runs with baselines.icm.enabled (evaluate and report ask for its labels only there).
 rule icm:
     input:
         **stage_inputs("icm"),

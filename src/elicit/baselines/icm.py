@@ -1,4 +1,6 @@
-"""Internal Coherence Maximization (ICM; Wen et al. 2025, arXiv 2506.10139) as a baseline, within a budget.
+"""The method ``icm_budget``: a cheap variant of Internal Coherence Maximization (ICM; Wen et al. 2025, arXiv
+2506.10139) within a call budget, on in every run. Not the paper's algorithm, which is ``elicit.baselines.icm_official``
+(the method ``icm``, opt-in: it shows every labelled item of a batch in every prompt and re-scores them all).
 
 ICM searches for the label set the model finds most coherent, U(D) = alpha * P(D) - I(D), where P(D) is
 mutual predictability (how well each label is predicted from the others shown in context) and I(D) the number
@@ -71,10 +73,10 @@ PRIORITY = 100.0
 """
 
 
-@typed("baselines.icm", BaselineConfigError)
+@typed("baselines.icm_budget", BaselineConfigError)
 @pydantic_dataclass(frozen=True, config=SECTION)
 class ICMConfig:
-    """params ``baselines.icm``: Internal Coherence Maximization (Wen et al. 2025) within a call budget; defaults
+    """params ``baselines.icm_budget``: the cheap ICM variant (Wen et al. 2025) within a call budget; defaults
     follow the paper where it gives them."""
 
     n_init: Int = Field(default=8, ge=1, description="randomly labelled items to start from (paper: K = 8)")
@@ -124,7 +126,7 @@ class ICMConfig:
     @classmethod
     def from_params(cls, d: Mapping[str, Any] | None) -> ICMConfig:
         """Build from the params section (absent = defaults); unknown keys and bad values fail naming the key."""
-        return build(cls, {} if d is None else d, "baselines.icm", BaselineConfigError)
+        return build(cls, {} if d is None else d, "baselines.icm_budget", BaselineConfigError)
 
     def budget(self, n_items: int) -> int:
         """Calls allowed for a run over ``n_items`` items."""
@@ -223,7 +225,7 @@ def icm(
     reads gold.
     """
     items = items.drop(columns=["gold"], errors="ignore")
-    template_id = require_template(cfg.template_id, "icm")
+    template_id = require_template(cfg.template_id, "icm_budget")
     rule = ConsistencyRule.parse(consistency_rule)
     rule.check_items(items)
     n = item_count(items)

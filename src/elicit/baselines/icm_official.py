@@ -3,9 +3,10 @@ algorithm, pure code over an ``ask`` callable. Source: their script ``ICM.py``, 
 wassname/Unsupervised-Elicitation ``docs/original_ICM.py``, and its helpers ``src/experiments/ICM_tools.py``
 (copy at saprmarks/Unsupervised-Elicitation); the script's functions are named in brackets below.
 
-``elicit.baselines.icm`` is a cheap variant (<= 256 items, 4 nearest labelled items as context, stale scores).
-This is the algorithm at its real cost: every labelled item of a batch is shown in every prompt, and every
-proposed label change re-scores every labelled item.
+This is the method ``icm`` (params ``baselines.icm``, opt-in), the algorithm at its real cost: every labelled item
+of a batch is shown in every prompt, and every proposed label change re-scores every labelled item. The method
+``icm_budget`` (``elicit.baselines.icm``) is a cheap variant (<= 256 items, 4 nearest labelled items as context,
+stale scores).
 
 1. Batches [``load_data``]: the script sorts the data by consistency group and samples ONE batch of
    ``batch_size`` = 256 items as whole groups. Here ALL items are cut into disjoint batches of at most
@@ -153,7 +154,7 @@ class _Run:
         self.seed = int(seed)
         self.rule = rule
         self.plan = plan
-        self.template_id = require_template(cfg.template_id, "icm_official")
+        self.template_id = require_template(cfg.template_id, "icm")
         self.keys = answer_keys(items, self.n)
         self.tokens = item_tokens(items, self.n)
         self.group_of = np.full(self.n, -1, dtype=np.int64)
@@ -404,7 +405,7 @@ def icm_official(
     items = items.drop(columns=["gold"], errors="ignore")
     rule = ConsistencyRule.parse(consistency_rule)
     rule.check_items(items)
-    require_template(cfg.template_id, "icm_official")
+    require_template(cfg.template_id, "icm")
     plan = plan_cost(items, cfg, seed)
     check_cost(plan, cfg)
     run = _Run(items, ask, cfg, seed, rule, plan)

@@ -1,7 +1,7 @@
-"""The params section of faithful ICM (``baselines.icm_official``) and its cost guard: the calls and prompt tokens a
-run will make, planned before any call, and the error that refuses a run over its caps. Apart from the search
-(elicit.baselines.icm_official) because both are read before any oracle call: to validate params and to size or
-refuse a run (benchmarks/icm_speed.py prints the plan).
+"""The params section of faithful ICM (``baselines.icm``, the method ``icm``) and its cost guard: the calls and
+prompt tokens a run will make, planned before any call, and the error that refuses a run over its caps. Apart from
+the search (elicit.baselines.icm_official) because both are read before any oracle call: to validate params and to
+size or refuse a run (the icm stage logs the plan, benchmarks/icm_speed.py prints it).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from pydantic.dataclasses import dataclass as pydantic_dataclass
 from elicit.baselines.fewshot import ALL_FRAMINGS, BaselineConfigError, Framings, item_count
 from elicit.baselines.icm_official_steps import _SALT, make_batches
 from elicit.errors import ElicitError
-from elicit.params_types import SECTION, Float, Int, Str, build, fail, typed
+from elicit.params_types import SECTION, Bool, Float, Int, Str, build, fail, typed
 from elicit.prompts import estimate_tokens
 
-WHERE = "baselines.icm_official"
+WHERE = "baselines.icm"
 """The params section of this method (named in every error)."""
 SCRIPT_ITERATIONS = 3000
 SCRIPT_BATCH = 256
@@ -34,8 +34,14 @@ class ICMBudgetError(ElicitError, ValueError):
 @typed(WHERE, BaselineConfigError)
 @pydantic_dataclass(frozen=True, config=SECTION)
 class OfficialICMConfig:
-    """params ``baselines.icm_official``: ICM as the authors' script runs it (defaults: the script's)."""
+    """params ``baselines.icm``: ICM as the authors' script runs it (defaults: the script's); opt-in."""
 
+    enabled: Bool = Field(
+        default=False,
+        description=(
+            "give the run an icm job (opt-in: thousands of long-prompt calls; re-write dvc.yaml after changing it)"
+        ),
+    )
     batch_size: Int = Field(
         default=SCRIPT_BATCH,
         ge=2,
@@ -59,12 +65,14 @@ class OfficialICMConfig:
         default=10, ge=0, description="rounds of the consistency fix after each proposal (script: 10)"
     )
     max_calls: Int | None = Field(
-        default=None, ge=1, description="oracle calls allowed (planned before any call, enforced during); null: no cap"
+        default=None,
+        ge=1,
+        description="oracle calls allowed per seed (planned before any call, enforced during); null: no cap",
     )
     max_tokens: Int | None = Field(
         default=None,
         ge=1,
-        description="prompt tokens allowed (estimated at 3.5 characters per token); null: no cap",
+        description="prompt tokens allowed per seed (estimated at 3.5 characters per token); null: no cap",
     )
     framings: Framings = Field(
         default=ALL_FRAMINGS,

@@ -7,10 +7,10 @@ report's colours and the study's columns are all read from :data:`METHODS`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 
 class MethodKind(StrEnum):
@@ -44,6 +44,8 @@ class Method:
     in_study: bool
     """a column of the study's compact table."""
     description: str
+    opt_in: bool = False
+    """made only in a run whose ``baselines.<name>.enabled`` is true (:func:`enabled`): too costly for every run."""
 
     @property
     def upper_bound_rank(self) -> int:
@@ -63,9 +65,11 @@ METHODS: tuple[Method, ...] = (
     Method("dawid_skene", MethodKind.VOTE, "votes", False, "shared", True,
            "the same workers, aggregated by Dawid-Skene's confusion-matrix EM"),
     Method("icm", MethodKind.ICM, "icm", False, "own", True,
-           "Internal Coherence Maximization within a call budget"),
-    Method("icm_budget", MethodKind.ICM, None, False, "own", False,
-           "reserved for ICM at a matched call budget (no stage writes it yet)"),
+           "Internal Coherence Maximization as its paper runs it (every item, whole batches in context); opt-in",
+           opt_in=True),
+    Method("icm_budget", MethodKind.ICM, "icm_budget", False, "own", True,
+           "cheap variant: ICM within a call budget (<= max_items items, nearest labelled items as context); "
+           "not the paper's algorithm"),
     Method("golden_fewshot", MethodKind.FEW_SHOT, "fewshot", True, "own", True,
            "few-shot prompts showing gold labels: the ceiling of PGR"),
     Method("random_fewshot", MethodKind.FEW_SHOT, "fewshot", False, "own", True,
@@ -78,6 +82,15 @@ METHODS: tuple[Method, ...] = (
            "the swept config with the best gold accuracy: an upper bound, not selectable"),
 )  # fmt: skip
 BY_NAME: dict[str, Method] = {m.name: m for m in METHODS}
+
+
+def enabled(method: Method, baselines: Mapping[str, Any] | None) -> bool:
+    """Whether a run whose ``baselines`` section (its overrides merged) is ``baselines`` makes the method's labels:
+    always, except an opt-in method, only where ``baselines.<name>.enabled`` is true."""
+    if not method.opt_in:
+        return True
+    section = (baselines or {}).get(method.name)
+    return isinstance(section, Mapping) and section.get("enabled") is True
 
 
 def names(methods: Iterable[Method]) -> tuple[str, ...]:
@@ -98,7 +111,8 @@ BUILTIN_METHODS: tuple[str, ...] = names(METHODS)
 BASELINES: tuple[str, ...] = upper_bounds_last(
     m for m in METHODS if m.stage is not None and m.kind in (MethodKind.VOTE, MethodKind.ICM, MethodKind.FEW_SHOT)
 )
-"""The same-run baselines every optimize config and ``selected`` is compared with (gold-reading last)."""
+"""The same-run baselines every optimize config and ``selected`` is compared with (gold-reading last); a run has
+an opt-in one only where it enables it (:func:`enabled`)."""
 GOLD_READING: tuple[str, ...] = names(m for m in METHODS if m.reads_gold)
 """Methods that read gold labels: reference points, never candidates."""
 ZERO_SHOT_ONLY: tuple[str, ...] = names(m for m in METHODS if m.oracle_calls == "round0")

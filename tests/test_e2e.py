@@ -38,7 +38,9 @@ def test_embedded_dag_end_to_end_and_gold_isolation(repo_copy: Path) -> None:
     repo = repo_copy
     sh(f"snakemake --cores 2 {TARGETS}", repo, timeout=1500)
     metrics = pd.read_parquet(repo / RUN / "metrics.parquet")
-    assert {"zero_shot", "few_shot_mean", "dawid_skene", "icm", "golden_fewshot", "selected"} <= set(metrics["method"])
+    assert {"zero_shot", "few_shot_mean", "dawid_skene", "icm_budget", "golden_fewshot", "selected"} <= set(
+        metrics["method"]
+    )
     n_templates = len(load_templates(repo / "data" / "templates.yaml", "ethics"))
     assert n_templates >= 2 and calls(repo, "query.round0") == 12 * 2 * n_templates  # items x framings x templates
     html = (repo / RUN / "report.html").read_text()

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from elicit.export import dpo_pairs, export_labels, to_jsonl
+from elicit.export import dpo_pairs, estimate_record, export_labels, to_jsonl
 
 
 def claims() -> pd.DataFrame:
@@ -115,3 +115,20 @@ def test_no_pairs_without_groups() -> None:
         dpo_pairs(items, labels, "all_equal")
     all_true = pd.DataFrame({"item_id": np.arange(8), "p_true": np.full(8, 0.9)})
     assert dpo_pairs(items, all_true, "at_most_one_true") == []
+
+
+def test_estimate_record_carries_the_gold_free_estimate_and_no_gold_number() -> None:
+    from elicit.evaluate import Estimate, estimate_rows, evaluate, with_estimates
+
+    items = claims()
+    labels = {"selected": {0: pd.DataFrame({"item_id": np.arange(8), "p_true": np.linspace(0.05, 0.95, 8)})}}
+    est = {"selected": Estimate(0.78, 0.74, 0.82, "random_fewshot", 8, 0.9, 0.1)}
+    metrics = with_estimates(evaluate(labels, items, seed=0, n_boot=10), estimate_rows(est))
+    record = estimate_record(metrics)
+    assert record["est_accuracy"] == 0.78 and (record["est_low"], record["est_high"]) == (0.74, 0.82)
+    assert record["calibrated_on"] == "random_fewshot" and record["heldout_items"] == 8
+    assert "calibrated beliefs are right" in record["assumption"]
+    assert not {"accuracy", "ece_export", "gold"} & set(record)  # the export carries no gold number
+    json.dumps(record, allow_nan=False)
+    old = estimate_record(evaluate(labels, items, seed=0, n_boot=10))
+    assert old["est_accuracy"] is None and "re-run evaluate" in old["note"]

@@ -369,12 +369,94 @@ def test_method_costs_charge_shared_rounds_and_own_jobs() -> None:
             "completion_tokens": 50,
             "wall_s": 3.0,
         },
-        {"job": "icm", "calls": 30, "cache_hits": 0, "prompt_tokens": 900, "completion_tokens": 30, "wall_s": 1.5},
+        {
+            "job": "icm_budget",
+            "calls": 30,
+            "cache_hits": 0,
+            "prompt_tokens": 900,
+            "completion_tokens": 30,
+            "wall_s": 1.5,
+        },
         {"job": "embed", "wall_s": 9.0},
     ]
-    costs = method_costs(["zero_shot", "full", "icm", "selected"], telemetry)
+    costs = method_costs(["zero_shot", "full", "icm_budget", "selected"], telemetry)
     assert costs["zero_shot"]["calls"] == 100 and costs["zero_shot"]["jobs"] == ["query.round0"]
     assert costs["full"]["calls"] == 150 and costs["full"]["prompt_tokens"] == 3000 and costs["full"]["wall_s"] == 5.0
     assert costs["selected"] == costs["full"]
-    assert costs["icm"]["calls"] == 30 and costs["icm"]["cache_hits"] == 0
+    assert costs["icm_budget"]["calls"] == 30 and costs["icm_budget"]["cache_hits"] == 0
     assert method_costs(["full"], [{"job": "embed", "wall_s": 1.0}]) == {}
+
+
+# --------------------------------------------------------------------------------------------------- gold-free estimate
+
+
+def with_goldfree(r: dict[str, Any], metrics: pd.DataFrame) -> pd.DataFrame:
+    """The metrics table as the evaluate stage writes it: gold metrics plus each method's gold-free estimate."""
+    from elicit.evaluate import FEW_SHOT_ROUNDS, estimate_all, estimate_rows, with_estimates
+
+    few_shot = r["predictions"][r["predictions"]["round"] >= 1]
+    answers = {FEW_SHOT_ROUNDS: few_shot, "random_fewshot": few_shot}
+    est = estimate_all(r["labels"], answers, r["items"]["item_id"].to_numpy(), seed=0, n_boot=20)
+    return with_estimates(metrics, estimate_rows(est))
+
+
+def test_report_opens_with_the_gold_free_estimate(run: dict[str, Any]) -> None:
+    from elicit.evaluate import EXPORT_ECE, metric_row
+
+    metrics = with_goldfree(run, run["metrics"])
+    html = render_report(run["card"], metrics, run["diagnostics"], {}, [], run["selection"], None, [])
+    assert html.index('id="estimate"') < html.index('id="verdict"') < html.index('id="metrics"')
+    block = html[html.index('id="estimate"') : html.index('id="verdict"')]
+    assert re.search(
+        r"Estimated accuracy of the selected labels without gold: \d+ % \(95 % interval \d+–\d+ %\); "
+        r"it assumes the model&#39;s calibrated beliefs are right\.",
+        block,
+    )
+    assert "Calibrated on the oracle&#39;s answers in random_fewshot&#39;s own calls (60 items)" in block
+    assert "Against gold they score" in block
+    assert '<td>random_fewshot</td><td class="num">60</td>' in block  # selected's row of every method's estimate
+    assert '<td>few-shot rounds</td><td class="num">60</td>' in block  # zero_shot's: answers it never read
+    ece = metric_row(metrics, "selected", EXPORT_ECE)
+    assert ece is not None
+    poor = "The exported p_true is poorly calibrated against gold: ECE" in block
+    assert poor == (ece.value > 0.05)
+    assert "10 equal-width bins" in block
+    assert_self_contained(html)
+
+
+def test_gold_less_report_shows_the_estimate() -> None:
+    r = synthetic_run(n=30, with_gold=False)
+    metrics = with_goldfree(r, evaluate(r["labels"], r["items"], seed=0, n_boot=10))
+    html = render_report(r["card"], metrics, None, {}, [], r["selection"], None, [])
+    assert html.index("Estimated accuracy of the selected labels without gold") < html.index('id="verdict"')
+    assert "No gold labels: only unsupervised diagnostics" in html and "Against gold" not in html
+    df, summary = render_summary([(r["card"], metrics)])
+    assert df.empty and "Estimated accuracy of the selected labels without gold" in summary
+    old = render_report(r["card"], pd.DataFrame(), None, {}, [], None, None, [])
+    assert "No gold-free estimate of the selected labels" in old
+
+
+def test_report_counts_missing_answers_per_stage_and_template(run: dict[str, Any]) -> None:
+    predictions = run["predictions"].copy()
+    few_shot = np.flatnonzero(predictions["round"].to_numpy() == 1)
+    predictions.loc[few_shot[:10], "score"] = None  # planted: 10 of round 1's 180 answers (all template t_a)
+    predictions.loc[2, "score"] = None  # and 1 of round 0's 120 under template t_b (item 0, positive framing)
+    calls = {"random_fewshot": pd.DataFrame({"template_id": ["t_r"] * 4, "score": [1.0, None, 0.5, 0.2]})}
+    html = render_report(
+        run["card"], run["metrics"], None, {}, [], None, None, [], predictions=predictions, calls=calls
+    )
+    table = html[html.index('id="missing-answers"') :]
+
+    def cells(stage: str, template: str) -> tuple[str, str]:
+        num = r"<td class=\"num\">(\d+)</td>"
+        m = re.search(rf"<td>{re.escape(stage)}</td><td>{template}</td>{num}\s*{num}", table)
+        assert m is not None, (stage, template)
+        return m.group(1), m.group(2)
+
+    assert cells("round 0 (zero-shot)", "t_a") == ("0", "120")
+    assert cells("round 0 (zero-shot)", "t_b") == ("1", "120")
+    assert cells("round 1 (few-shot)", "t_a") == ("10", "180")
+    assert cells("random_fewshot (own calls)", "t_r") == ("1", "4")
+    notes = html[html.index('class="notes"') :]
+    assert "5.6 % of the oracle&#39;s answers in round 1 (few-shot) under template t_a are missing (10 of 180)" in notes
+    assert "round 0 (zero-shot) under template t_b" not in notes  # 0.8 %: below the threshold

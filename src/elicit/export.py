@@ -18,6 +18,11 @@ prefix of the group's texts cut at a line break (e.g. "Question: ...\\n"), with 
 the remainder of each text; without a shared prefix the prompt is empty and the completions are the full
 texts. ``prompt``/``chosen``/``rejected`` is the format TRL's DPOTrainer reads; the other keys trace a pair
 back to its items.
+
+The estimate (``export/estimate.json``): how good the exported labels are expected to be without gold, from
+:mod:`elicit.evaluate.goldfree` (``selected``'s rows of ``metrics.parquet``): ``est_accuracy`` with its 95 %
+interval ``est_low``/``est_high``, the answers it was calibrated on (``calibrated_on``, or "uncalibrated"), and the
+assumption it rests on. No gold number is exported.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from elicit.contracts import ConsistencyRule
-from elicit.evaluate import seed_mean_p
+from elicit.evaluate import ASSUMPTION, ESTIMATE, EXPORTED, MEAN_SEED, metric_row, seed_mean_p, source_name
 
 
 def _mean_labels(labels: pd.DataFrame | Mapping[int, pd.DataFrame], ids: np.ndarray) -> np.ndarray:
@@ -137,3 +142,22 @@ def dpo_pairs(
                 }
             )
     return pairs
+
+
+def estimate_record(metrics: pd.DataFrame) -> dict[str, Any]:
+    """``export/estimate.json``: the exported labels' gold-free accuracy estimate (module docstring); without one
+    (metrics written before the estimate existed) ``est_accuracy`` is null and ``note`` says why."""
+    est = metric_row(metrics, EXPORTED, ESTIMATE) if not metrics.empty else None
+    record: dict[str, Any] = {"labels": EXPORTED, "interval": "95 %", "assumption": ASSUMPTION}
+    if est is None:
+        return {**record, "est_accuracy": None, "note": "no gold-free estimate in metrics.parquet; re-run evaluate"}
+    source = metric_row(metrics, EXPORTED, "est_source", MEAN_SEED)
+    items = metric_row(metrics, EXPORTED, "est_heldout_items", MEAN_SEED)
+    return {
+        **record,
+        "est_accuracy": round(est.value, 6),
+        "est_low": round(est.ci_low, 6),
+        "est_high": round(est.ci_high, 6),
+        "calibrated_on": source_name(source.value if source is not None else None),
+        "heldout_items": int(items.value) if items is not None else 0,
+    }

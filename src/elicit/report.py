@@ -20,7 +20,7 @@ import pandas as pd
 from pydantic import Field
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
-from elicit.evaluate import gold_counts, headline, verdict
+from elicit.evaluate import MISSING_WARN, gold_counts, headline, missing_answers, missing_warnings, verdict
 from elicit.params_types import SECTION, Int, Str, build, typed
 from elicit.plots import PLOT_TITLES
 from elicit.report_tables import (
@@ -31,7 +31,16 @@ from elicit.report_tables import (
     summary_table,
     telemetry_summary,
 )
-from elicit.report_text import card_rows, count, headline_box, nuisance_summary, num, params_yaml, pct
+from elicit.report_text import (
+    card_rows,
+    count,
+    estimate_block,
+    headline_box,
+    nuisance_summary,
+    num,
+    params_yaml,
+    pct,
+)
 from elicit.verdicts import RunVerdict
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -89,8 +98,14 @@ def render_report(
     *,
     title_prefix: str = "Elicitation report",
     costs: Mapping[str, Mapping[str, Any]] | None = None,
+    predictions: pd.DataFrame | None = None,
+    calls: Mapping[str, pd.DataFrame] | None = None,
 ) -> str:
-    """The whole report as one HTML string (no external references; images as data URIs)."""
+    """The whole report as one HTML string (no external references; images as data URIs).
+
+    It opens with the gold-free estimate of the selected labels' accuracy, then the verdict. ``predictions`` (all
+    query rounds) and ``calls`` (method -> its own oracle calls) feed the missing-answers table and its warnings.
+    """
     metrics = metrics_or_empty(metrics)
     diagnostics = diagnostics or {}
     present = set(metrics["method"].astype(str)) | set(diagnostics.get("methods") or [])
@@ -115,7 +130,8 @@ def render_report(
         }
         for m in diag_methods
     ]
-    all_notes = [*(notes or []), *(diagnostics.get("notes") or [])]
+    answers = missing_answers(predictions, calls)
+    all_notes = [*missing_warnings(answers), *(notes or []), *(diagnostics.get("notes") or [])]
     sel = dict(selection or {})
     n_items = _n_items(card)
     decided = headline(metrics, sel, n_items=n_items)
@@ -123,6 +139,7 @@ def render_report(
     n_gold = counts.n if counts is not None else n_items
     context = {
         "title": f"{title_prefix}: {card.get('run', '')}".strip(": "),
+        "estimate": estimate_block(metrics, sel),
         "headline": headline_box(decided),
         "verdict": verdict(metrics, sel, n_items=n_items).split("\n"),
         "too_few": f"Only {n_gold} gold items" if decided is RunVerdict.TOO_FEW_ITEMS else None,
@@ -134,6 +151,8 @@ def render_report(
             "endpoint": card.get("endpoint") or "–",
         },
         "telemetry": telemetry_summary(telemetry),
+        "answers": answers,
+        "missing_warn": MISSING_WARN,
         "costs": [{"method": m, **c} for m, c in sorted((costs or {}).items())],
         "nuisance": nuisance_summary(nuisance, sel, n_items),
         "selection": {
@@ -179,6 +198,7 @@ def render_summary(
                 "oracle": card.get("oracle") or "–",
                 "model": card.get("model") or "–",
                 "n": card.get("n") if card.get("n") is not None else "–",
+                "estimate": estimate_block(metrics_or_empty(metrics)),
                 "headline": headline_box(headline(metrics_or_empty(metrics), n_items=_n_items(card))),
                 "verdict": verdict(metrics_or_empty(metrics), n_items=_n_items(card)).split("\n"),
                 "rows": sub.to_dict(orient="records"),

@@ -11,8 +11,19 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import yaml
 
+from elicit.evaluate import (
+    ASSUMPTION,
+    ESTIMATE,
+    EXPORT_ECE,
+    EXPORT_ECE_BINS,
+    FEW_SHOT_ROUNDS,
+    UNCALIBRATED,
+    metric_row,
+    source_name,
+)
 from elicit.report_tables import finite
 from elicit.verdicts import RunVerdict, min_items, too_few_items
 
@@ -35,6 +46,83 @@ def num(v: Any, digits: int = 3) -> str:
 
 def count(v: Any) -> str:
     return f"{float(v):,.0f}" if finite(v) else "–"
+
+
+ECE_POOR = 0.05
+"""ECE of the exported p_true above which the report calls its calibration poor: a p_true of 0.8 is then off by more
+than 5 points on average, about the half-width of an accuracy interval at a few hundred items."""
+
+
+def _source_words(source: str, items: int) -> str:
+    where = "the few-shot rounds" if source == FEW_SHOT_ROUNDS else f"{source}'s own calls"
+    return f"the oracle's answers in {where} ({items} items), which these labels were not computed from"
+
+
+def estimate_block(metrics: pd.DataFrame, selection: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The report's first block: the selected labels' gold-free accuracy estimate in words (``sentences[0]``), how it
+    was calibrated, and where gold exists the gold accuracy beside it and the exported p_true's ECE (a warning above
+    :data:`ECE_POOR`); ``rows``: every method's estimate. ``available`` is False for metrics without estimates."""
+    sel = str((selection or {}).get("selected") or "")
+    present = set(metrics.loc[metrics["metric"] == ESTIMATE, "method"].astype(str)) if not metrics.empty else set()
+    target = "selected" if "selected" in present else sel if sel in present else None
+    rows: list[dict[str, Any]] = []
+    for method in sorted(present):
+        est = metric_row(metrics, method, ESTIMATE)
+        gold = metric_row(metrics, method, "accuracy_seed_mean")
+        source = metric_row(metrics, method, "est_source")
+        items = metric_row(metrics, method, "est_heldout_items")
+        if est is None:
+            continue
+        rows.append(
+            {
+                "method": method,
+                "estimate": est.value,
+                "low": est.ci_low,
+                "high": est.ci_high,
+                "source": source_name(source.value if source is not None else None),
+                "n_heldout": int(items.value) if items is not None else 0,
+                "gold": gold.value if gold is not None else None,
+            }
+        )
+    rows.sort(key=lambda r: (r["method"] != target, -r["estimate"], r["method"]))
+    if target is None:
+        return {
+            "available": False,
+            "sentences": ["No gold-free estimate of the selected labels in this run's metrics: re-run evaluate."],
+            "warning": None,
+            "rows": rows,
+        }
+    row = next(r for r in rows if r["method"] == target)
+    name = "the selected labels" if target == "selected" else f"the selected config {target}"
+    sentences = [
+        f"Estimated accuracy of {name} without gold: {pct(row['estimate'], 0)} % (95 % interval "
+        f"{pct(row['low'], 0)}–{pct(row['high'], 0)} %); {ASSUMPTION}."
+    ]
+    if row["source"] == UNCALIBRATED:
+        sentences.append(
+            "Not calibrated: no held-out oracle answers were available, so this is the labels' own confidence, "
+            "too high if they are overconfident."
+        )
+    else:
+        sentences.append(
+            f"Calibrated on {_source_words(row['source'], row['n_heldout'])}. Where the model believes something wrong "
+            "in every prompt, those answers share the error and the estimate is too high."
+        )
+    if row["gold"] is not None:
+        where = "inside" if row["low"] <= row["gold"] <= row["high"] else "outside"
+        sentences.append(f"Against gold they score {pct(row['gold'])} %, {where} the estimate's interval.")
+    warning = None
+    ece = metric_row(metrics, target, EXPORT_ECE)
+    if ece is not None:
+        bins = f"{EXPORT_ECE_BINS} equal-width bins"
+        if ece.value > ECE_POOR:
+            warning = (
+                f"The exported p_true is poorly calibrated against gold: ECE {num(ece.value)} ({bins}) is above "
+                f"{ECE_POOR:.2f}, so read p_true as a ranking of items, not as the probability that a label is right."
+            )
+        else:
+            sentences.append(f"The exported p_true is well calibrated against gold: ECE {num(ece.value)} ({bins}).")
+    return {"available": True, "sentences": sentences, "warning": warning, "rows": rows}
 
 
 def headline_box(decided: RunVerdict) -> dict[str, Any]:

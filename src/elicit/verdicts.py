@@ -3,24 +3,32 @@
 Why one module: the report's headline, the cross-run summary and later checks must never disagree about what a
 run showed, so the possible answers (:class:`RunVerdict`) and the rule choosing one (:func:`decide`) live here
 and nowhere else. :func:`decide` is pure: it takes the numbers the report already has (the number of gold
-items and paired accuracy differences with their CIs) and reads no files. ``elicit.evaluate.headline``
+items, paired accuracy differences with their CIs, and whether a gold-free indeterminacy signal fired) and reads
+no files. ``elicit.evaluate.headline``
 extracts those numbers from a metrics table and calls it.
 
 The order of the rule (first match wins):
 
-1. :attr:`RunVerdict.NO_GOLD` -- nothing to measure against.
-2. :attr:`RunVerdict.TOO_FEW_ITEMS` -- the evaluation set is too small for any comparison to mean anything
+1. :attr:`RunVerdict.INDETERMINATE` -- the oracle's answers do not determine the selected labels (a signal of
+   :mod:`elicit.indeterminate` fired: restarts or tied configs disagree, the labels equal a nuisance feature or
+   one class, follow one framing, leave the model's own answers without a likelihood gain, or sit at a clipped
+   balance). First, because every later verdict describes labels the run chose: on labels the data did not
+   choose, "beats" or "ties" measures the luck of the pick, and "oracle too weak" is then one reason among
+   others (the lines below the headline still give that gold evidence, for the record). It needs no gold, so it
+   comes before NO_GOLD too: "nothing to measure against" would hide that the labels are not fit to use; and
+   before TOO_FEW_ITEMS, which is about the gold set, while the signals are judged on all items and carry their
+   own size guard (no signal below :func:`min_items` items).
+2. :attr:`RunVerdict.NO_GOLD` -- nothing to measure against.
+3. :attr:`RunVerdict.TOO_FEW_ITEMS` -- the evaluation set is too small for any comparison to mean anything
    (see :func:`too_few_items`); checked before everything else that reads gold, because on three items every
    method can score 100 % with a bootstrap CI of width 0, which would otherwise read as a confident tie.
-3. :attr:`RunVerdict.BEATS` -- selected beats every available cheap baseline (zero-shot and, when present, the
+4. :attr:`RunVerdict.BEATS` -- selected beats every available cheap baseline (zero-shot and, when present, the
    few-shot mean), each paired 95 % CI excluding 0. This wins over a weak oracle: the labels beat them anyway.
-4. :attr:`RunVerdict.ORACLE_TOO_WEAK` -- golden few-shot (which reads gold) does not beat zero-shot, so there is
+5. :attr:`RunVerdict.ORACLE_TOO_WEAK` -- golden few-shot (which reads gold) does not beat zero-shot, so there is
    no gap that label-free methods could be expected to recover.
-5. :attr:`RunVerdict.NOT_EVALUATED` -- no selected labels or no zero-shot labels to compare.
-6. :attr:`RunVerdict.WORSE` -- selected is significantly worse than a cheap baseline.
-7. :attr:`RunVerdict.TIES` -- otherwise: no difference beyond noise.
-
-:attr:`RunVerdict.INDETERMINATE` is defined but never returned yet: its detection rule comes with a later issue.
+6. :attr:`RunVerdict.NOT_EVALUATED` -- no selected labels or no zero-shot labels to compare.
+7. :attr:`RunVerdict.WORSE` -- selected is significantly worse than a cheap baseline.
+8. :attr:`RunVerdict.TIES` -- otherwise: no difference beyond noise.
 """
 
 from __future__ import annotations
@@ -47,7 +55,6 @@ class RunVerdict(StrEnum):
     NO_GOLD = "no gold labels"
     NOT_EVALUATED = "not evaluated"
     INDETERMINATE = "indeterminate"
-    """Reserved for a later issue (its detection rule comes then); :func:`decide` never returns it yet."""
 
     @property
     def sentence(self) -> str:
@@ -63,7 +70,10 @@ _SENTENCES: dict[RunVerdict, str] = {
     RunVerdict.TOO_FEW_ITEMS: "Too few items to conclude: at this sample size no comparison means anything.",
     RunVerdict.NO_GOLD: "No gold labels: nothing to measure the labels against.",
     RunVerdict.NOT_EVALUATED: "Not evaluated: the selected or the zero-shot labels are missing.",
-    RunVerdict.INDETERMINATE: "Indeterminate: the evidence in this run cannot decide between the verdicts.",
+    RunVerdict.INDETERMINATE: (
+        "Indeterminate: the oracle's answers do not determine the selected labels, so they are not fit to use "
+        "and no comparison of them means anything."
+    ),
 }
 
 
@@ -131,14 +141,17 @@ def decide(
     golden_vs_zero_shot: Evidence | None,
     selected_vs_baselines: Sequence[Evidence] | None,
     ci: float = 0.95,
+    undetermined: bool = False,
 ) -> RunVerdict:
     """The run's verdict from the numbers (the rule and its order are in the module docstring).
 
     ``n_gold``: gold items evaluated (None: unknown, the size check is skipped). ``golden_vs_zero_shot``:
     golden few-shot minus zero-shot (None: not available, the oracle is not judged).
     ``selected_vs_baselines``: selected minus each available cheap baseline, zero-shot first (None or empty:
-    nothing to compare).
+    nothing to compare). ``undetermined``: a signal of :mod:`elicit.indeterminate` fired (needs no gold).
     """
+    if undetermined:
+        return RunVerdict.INDETERMINATE
     if not has_gold:
         return RunVerdict.NO_GOLD
     if too_few_items(n_gold, ci):

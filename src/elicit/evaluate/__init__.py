@@ -3,10 +3,22 @@
 Two halves, split at their seam: :mod:`elicit.evaluate.metrics` scores label sets against gold (accuracy,
 AUROC, ECE, log-loss, paired bootstrap CIs, PGR, comparisons; the ``metrics.parquet`` contract is its module
 docstring) and :mod:`elicit.evaluate.describe` describes them without gold (agreement, flips, collapse,
-consistency violations, nuisance tracking) and turns both into ``metrics.json`` and the verdict's words. The
-names below are the public API; ``from elicit.evaluate import X`` is the way to reach them.
+consistency violations, nuisance tracking) and turns both into ``metrics.json`` and the verdict's words.
+:mod:`elicit.evaluate.goldfree` estimates each method's accuracy without gold (its own probabilities, calibrated on
+held-out oracle answers), and :mod:`elicit.evaluate.answers` says which answers are held out and which are missing.
+The names below are the public API; ``from elicit.evaluate import X`` is the way to reach them.
 """
 
+from elicit.evaluate.answers import (
+    FEW_SHOT_ROUNDS,
+    HELDOUT_SOURCES,
+    MISSING_WARN,
+    answered,
+    heldout_sources,
+    item_means,
+    missing_answers,
+    missing_warnings,
+)
 from elicit.evaluate.describe import (
     CHEAP_BASELINES,
     INVERTED_SUFFIX,
@@ -20,10 +32,25 @@ from elicit.evaluate.describe import (
     nuisance_agreement,
     verdict,
 )
+from elicit.evaluate.goldfree import (
+    ASSUMPTION,
+    ESTIMATE,
+    ESTIMATE_METRICS,
+    UNCALIBRATED,
+    Estimate,
+    estimate_accuracy,
+    estimate_all,
+    estimate_rows,
+    source_name,
+    with_estimates,
+)
 from elicit.evaluate.metrics import (
     BASE_METRICS,
     COLUMNS,
     COUNT_METRICS,
+    EXPORT_ECE,
+    EXPORT_ECE_BINS,
+    EXPORTED,
     MEAN_SEED,
     ONE_CLASS,
     REFERENCES,
@@ -34,6 +61,7 @@ from elicit.evaluate.metrics import (
     Labels,
     Row,
     compare,
+    ece_equal_width,
     evaluate,
     gold_counts,
     gold_items,
@@ -43,34 +71,56 @@ from elicit.evaluate.metrics import (
 )
 
 __all__ = [
+    "ASSUMPTION",
     "BASE_METRICS",
     "CHEAP_BASELINES",
     "COLUMNS",
     "COUNT_METRICS",
+    "ESTIMATE",
+    "ESTIMATE_METRICS",
+    "EXPORTED",
+    "EXPORT_ECE",
+    "EXPORT_ECE_BINS",
+    "FEW_SHOT_ROUNDS",
+    "HELDOUT_SOURCES",
     "INVERTED_SUFFIX",
     "MEAN_SEED",
+    "MISSING_WARN",
     "NUISANCE_WARN",
     "ONE_CLASS",
     "REFERENCES",
     "SIMULATOR_KEY",
     "TWO_CLASS_METRICS",
+    "UNCALIBRATED",
     "Comparison",
+    "Estimate",
     "EvaluateConfig",
     "GoldCounts",
     "Labels",
     "Row",
     "adversarial_start_notes",
+    "answered",
     "compare",
     "consistency_violations",
     "diagnostics",
+    "ece_equal_width",
+    "estimate_accuracy",
+    "estimate_all",
+    "estimate_rows",
     "evaluate",
     "gold_counts",
     "gold_items",
     "headline",
+    "heldout_sources",
+    "item_means",
     "metric_row",
     "metrics_json",
+    "missing_answers",
+    "missing_warnings",
     "nuisance_agreement",
     "seed_mean_p",
+    "source_name",
     "undefined_metrics",
     "verdict",
+    "with_estimates",
 ]

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from elicit.contracts import UNLABELLED, ConsistencyRule, items_layout, violations
+from elicit.evaluate.goldfree import ESTIMATE, HELDOUT_ITEMS, SOURCE, source_name
 from elicit.evaluate.metrics import (
     BASE_METRICS,
     COUNT_METRICS,
@@ -30,6 +31,7 @@ from elicit.evaluate.metrics import (
     seed_mean_p,
     undefined_metrics,
 )
+from elicit.indeterminate import FROZEN, fired, signals_of
 from elicit.verdicts import RunVerdict, decide, min_items, worst_case_half_width
 
 # ---------------------------------------- diagnostics
@@ -217,7 +219,9 @@ def metrics_json(metrics: pd.DataFrame, diagnostics: Mapping[str, Any] | None = 
 
     ``accuracy_ci_*`` is the bootstrap CI of the seed-averaged accuracy and ``<metric>_std`` the spread over
     seeds. Scalar gold-free diagnostics are merged into each method's entry, so gold-less runs still have
-    numbers to diff. A metric undefined on this run's data (:func:`undefined_metrics`, e.g. AUROC with one
+    numbers to diff; so is the gold-free accuracy estimate (:mod:`elicit.evaluate.goldfree`) as ``est_accuracy``,
+    ``est_low``, ``est_high``, ``est_source`` (the held-out answers it was calibrated on, or "uncalibrated") and
+    ``est_heldout_items``. A metric undefined on this run's data (:func:`undefined_metrics`, e.g. AUROC with one
     gold class) is ``null`` with its reason in ``<metric>_na``; no value is ever NaN.
     """
     out: dict[str, dict[str, float | str | None]] = {}
@@ -239,8 +243,14 @@ def metrics_json(metrics: pd.DataFrame, diagnostics: Mapping[str, Any] | None = 
         if metric in BASE_METRICS:
             put(method, metric, value)
             put(method, f"{metric}_std", (hi - lo) / 2.0)
-        elif metric in COUNT_METRICS:
+        elif metric in COUNT_METRICS or metric == HELDOUT_ITEMS:
             put(method, metric, value)
+        elif metric == ESTIMATE:
+            put(method, ESTIMATE, value)
+            put(method, "est_low", lo)
+            put(method, "est_high", hi)
+        elif metric == SOURCE:
+            out.setdefault(method, {})[SOURCE] = source_name(value)
         elif metric == "accuracy_seed_mean":
             put(method, "accuracy_ci_low", lo)
             put(method, "accuracy_ci_high", hi)
@@ -297,13 +307,28 @@ def _target(metrics: pd.DataFrame, selection: Mapping[str, Any] | None) -> tuple
 def headline(
     metrics: pd.DataFrame, selection: Mapping[str, Any] | None = None, *, n_items: int | None = None
 ) -> RunVerdict:
-    """The run's verdict (:func:`elicit.verdicts.decide`) from a metrics table.
+    """The run's verdict (:func:`elicit.verdicts.decide`) from a metrics table and ``selection.json``.
 
     The size of the evaluation set comes from the table's ``n_gold`` rows; ``n_items`` is the fallback for
-    tables written without them (the report passes the run's item count).
+    tables written without them (the report passes the run's item count). The indeterminacy signals come from
+    the selection (:func:`elicit.indeterminate.fired`; the select stage measures them), so a run without gold
+    or without a metrics table can be INDETERMINATE too.
     """
+    return _decided(metrics, selection, n_items, undetermined=bool(fired(selection)))
+
+
+def _decided(
+    metrics: pd.DataFrame, selection: Mapping[str, Any] | None, n_items: int | None, *, undetermined: bool
+) -> RunVerdict:
+    """:func:`headline` with the indeterminacy given: False gives the verdict the gold evidence alone supports."""
     if metrics.empty or not (metrics["metric"] == "accuracy").any():
-        return decide(has_gold=False, n_gold=None, golden_vs_zero_shot=None, selected_vs_baselines=None)
+        return decide(
+            has_gold=False,
+            n_gold=None,
+            golden_vs_zero_shot=None,
+            selected_vs_baselines=None,
+            undetermined=undetermined,
+        )
     counts = gold_counts(metrics)
     target, _ = _target(metrics, selection)
     versus: list[Comparison] = []
@@ -318,7 +343,22 @@ def headline(
         n_gold=counts.n if counts is not None else n_items,
         golden_vs_zero_shot=compare(metrics, "golden_fewshot", "zero_shot"),
         selected_vs_baselines=versus,
+        undetermined=undetermined,
     )
+
+
+def indeterminate_lines(selection: Mapping[str, Any] | None) -> list[str]:
+    """Why the run is INDETERMINATE: one sentence per fired signal, with its numbers (empty when none fired)."""
+    why = fired(selection)
+    if not why:
+        return []
+    sel = str(selection.get("selected")) if selection and selection.get("selected") else None
+    name = f"the selected config {sel}" if sel else "the selected config"
+    return [
+        f"The oracle's answers do not determine the labels of {name} ({len(why)} of {len(signals_of(selection))} "
+        f"gold-free signals fired, thresholds frozen {FROZEN}); do not use them:",
+        *(s.detail for s in why),
+    ]
 
 
 def _too_few_lines(metrics: pd.DataFrame, selection: Mapping[str, Any] | None, n: int | None) -> list[str]:
@@ -346,18 +386,29 @@ def verdict(metrics: pd.DataFrame, selection: Mapping[str, Any] | None = None, *
     The decision is :func:`headline` (one rule, in :mod:`elicit.verdicts`); these lines give its evidence. One
     sentence per line: oracle strength (only when golden few-shot does not beat zero-shot), selected vs
     zero-shot, selected vs the few-shot mean, PGR, oracle strength when fine, and the gold-best upper bound. A
-    run too small to conclude (:attr:`RunVerdict.TOO_FEW_ITEMS`) says so instead, with the raw accuracies.
+    run too small to conclude (:attr:`RunVerdict.TOO_FEW_ITEMS`) says so instead, with the raw accuracies. An
+    INDETERMINATE run (:func:`indeterminate_lines`) first says why, one fired signal per line, then gives the lines
+    of the verdict the gold evidence alone would get, for the record.
     """
     decided = headline(metrics, selection, n_items=n_items)
+    head: list[str] = []
+    if decided is RunVerdict.INDETERMINATE:
+        head = indeterminate_lines(selection)
+        decided = _decided(metrics, selection, n_items, undetermined=False)
+        if decided not in (RunVerdict.NO_GOLD, RunVerdict.TOO_FEW_ITEMS):
+            head.append("For the record only, the gold comparisons:")
     if decided is RunVerdict.NO_GOLD:
-        return (
-            "No gold labels: only unsupervised diagnostics (agreement between methods and seeds, flips "
-            "against zero-shot, consistency violations). Whether the labels beat zero-shot cannot be "
-            "measured on this run."
+        return "\n".join(
+            [
+                *head,
+                "No gold labels: only unsupervised diagnostics (agreement between methods and seeds, flips "
+                "against zero-shot, consistency violations). Whether the labels beat zero-shot cannot be "
+                "measured on this run.",
+            ]
         )
     if decided is RunVerdict.TOO_FEW_ITEMS:
         counts = gold_counts(metrics)
-        return "\n".join(_too_few_lines(metrics, selection, counts.n if counts is not None else n_items))
+        return "\n".join([*head, *_too_few_lines(metrics, selection, counts.n if counts is not None else n_items)])
     lines: list[str] = []
     tail: list[str] = []
     golden = compare(metrics, "golden_fewshot", "zero_shot")
@@ -407,7 +458,7 @@ def verdict(metrics: pd.DataFrame, selection: Mapping[str, Any] | None = None, *
                 f"It recovers {100 * pgr.value:.0f} % of the gap between zero-shot and golden few-shot "
                 f"(PGR 95 % CI [{100 * pgr.ci_low:.0f} %, {100 * pgr.ci_high:.0f} %])."
             )
-    lines.extend(tail)
+    lines = [*head, *lines, *tail]
     if selection and selection.get("gold_best") and selection.get("gold_best") != sel:
         gb = str(selection["gold_best"])
         row = metric_row(metrics, gb, "accuracy_seed_mean")

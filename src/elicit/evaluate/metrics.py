@@ -22,6 +22,9 @@ The metrics table (``metrics.parquet``) has exactly the columns
   ``delta_accuracy_vs_<ref>`` for ``ref`` in :data:`REFERENCES` (``method - ref``, ref averaged over its
   seeds), and ``pgr`` = (method - zero_shot) / (golden_fewshot - zero_shot), written only when golden few-shot
   beats zero-shot (the bootstrap CI of the denominator above 0);
+* ``ece_export`` (``selected`` only, ``seed == -1``): the expected calibration error of the *exported* p_true (the
+  mean over seeds, :mod:`elicit.export`) against gold, in :data:`EXPORT_ECE_BINS` equal-width bins of p (the reading
+  of "when the labels say 0.8, are 80 % right?"), with a bootstrap CI on the shared resamples;
 * per method at ``seed == -1``, the evaluation set's size: ``n_gold`` (gold items) and ``n_gold_positive``
   (gold items labelled 1), with ``ci_low = ci_high = value``; the verdict needs them to tell a tiny sample
   (:func:`elicit.verdicts.too_few_items`) and a one-class gold set apart.
@@ -56,6 +59,11 @@ TWO_CLASS_METRICS: tuple[str, ...] = ("balanced_accuracy", "auroc")
 COUNT_METRICS: tuple[str, ...] = ("n_gold", "n_gold_positive")
 """Size of the evaluation set, one row per method at seed -1 (value = ci_low = ci_high)."""
 ONE_CLASS = "one class"
+EXPORTED = "selected"
+"""The label set the export stage writes."""
+EXPORT_ECE = "ece_export"
+EXPORT_ECE_BINS = 10
+"""Equal-width bins of the exported p_true's ECE ([0, 0.1), ..., [0.9, 1])."""
 _EPS = 1e-6
 _CHUNK_CELLS = 4_000_000  # bootstrap rows x items processed at once: bounds memory at a few hundred MB
 
@@ -166,6 +174,16 @@ def _batch_metrics(p: np.ndarray, y: np.ndarray, w: np.ndarray, ece_bins: int, a
         den = npos * nneg
         out["auroc"] = np.divide(num, den, out=np.full(m, np.nan), where=den > 0)
     return out
+
+
+def ece_equal_width(p: np.ndarray, y: np.ndarray, w: np.ndarray, bins: int = EXPORT_ECE_BINS) -> np.ndarray:
+    """ECE in ``bins`` equal-width bins of p, for each row of item multiplicities ``w`` (m, n): sum over bins of
+    |sum of (p - y) in the bin| / total weight; 0 when every bin's mean p equals its share of 1s."""
+    b = np.minimum((np.clip(p, 0.0, 1.0) * bins).astype(np.int64), bins - 1)
+    onehot = np.zeros((p.size, bins))
+    onehot[np.arange(p.size), b] = 1.0
+    gap = w @ (onehot * (p - (y == 1))[:, None])
+    return np.abs(gap).sum(1) / np.maximum(w.sum(1), 1e-12)
 
 
 def _bootstrap_weights(n: int, n_boot: int, seed: int) -> list[np.ndarray]:
@@ -289,6 +307,13 @@ def evaluate(
             std = float(arr.std(ddof=1)) if arr.size > 1 else 0.0
             rows.append(_row(method, MEAN_SEED, metric, mean, mean - std, mean + std))
 
+    if labels.get(EXPORTED):
+        p = seed_mean_p(labels[EXPORTED], ids)
+        p = np.where(np.isfinite(p), p, 0.5)
+        v = float(ece_equal_width(p, y, ones)[0])
+        samples = np.concatenate([ece_equal_width(p, y, w) for w in chunks]) if chunks else np.empty(0)
+        rows.append(_row(EXPORTED, MEAN_SEED, EXPORT_ECE, v, *_interval(v, samples, ci)))
+
     def seed_avg(method: str) -> tuple[float, np.ndarray]:
         pts = acc_point[method]
         point = float(np.mean([pts[s] for s in sorted(pts)]))
@@ -328,7 +353,13 @@ def evaluate(
 
 
 def _metric_order(metrics: Sequence[str]) -> list[str]:
-    fixed = [*BASE_METRICS, "accuracy_seed_mean", *(f"delta_accuracy_vs_{r}" for r in REFERENCES), "pgr"]
+    fixed = [
+        *BASE_METRICS,
+        "accuracy_seed_mean",
+        *(f"delta_accuracy_vs_{r}" for r in REFERENCES),
+        "pgr",
+        EXPORT_ECE,
+    ]
     return fixed + sorted(set(metrics) - set(fixed))
 
 

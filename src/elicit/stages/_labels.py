@@ -52,3 +52,22 @@ def read_methods(folders: list[Path]) -> dict[str, dict[int, pd.DataFrame]]:
     """method name (the folder's name) → seed → labels, for every folder that has labels."""
     methods = {Path(f).name: read_labels(Path(f)) for f in folders}
     return {m: seeds for m, seeds in methods.items() if seeds}
+
+
+ANSWER_COLUMNS = ("round", "target_id", "kind", "framing", "template_id", "score", "missing")
+"""What evaluation and the report read of an oracle-calling baseline's ``calls.parquet`` (and of predictions)."""
+
+
+def read_answers(path: Path) -> pd.DataFrame:
+    """The :data:`ANSWER_COLUMNS` a query-row Parquet file has (the others are not read: context lists are large)."""
+    import pyarrow.parquet as pq
+
+    have = set(pq.read_schema(path).names)
+    return pd.read_parquet(path, columns=[c for c in ANSWER_COLUMNS if c in have])
+
+
+def read_calls(folders: list[Path]) -> dict[str, pd.DataFrame]:
+    """method name → its own oracle calls (``labels/<method>/calls.parquet``), for every folder that has them."""
+    return {
+        Path(f).name: read_answers(Path(f) / "calls.parquet") for f in folders if (Path(f) / "calls.parquet").exists()
+    }

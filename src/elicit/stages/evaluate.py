@@ -1,5 +1,6 @@
 """evaluate: every method's labels against gold → ``metrics.parquet`` + ``metrics.json`` (with bootstrap CIs, PGR and
-gold-free diagnostics; a run without gold gets only the diagnostics)."""
+gold-free diagnostics), and each method's gold-free accuracy estimate, calibrated on the few-shot rounds' answers or
+the baselines' own calls (a run without gold gets only the diagnostics and the estimates)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,21 @@ from pathlib import Path
 import pandas as pd
 
 from elicit.datasets import DatasetConfig
-from elicit.evaluate import SIMULATOR_KEY, EvaluateConfig, diagnostics, evaluate, metrics_json
+from elicit.evaluate import (
+    FEW_SHOT_ROUNDS,
+    SIMULATOR_KEY,
+    EvaluateConfig,
+    diagnostics,
+    estimate_all,
+    estimate_rows,
+    evaluate,
+    metrics_json,
+    with_estimates,
+)
 from elicit.io import write_json, write_parquet
 from elicit.pipeline import label_methods
 from elicit.stages import _cli
-from elicit.stages._labels import read_methods
+from elicit.stages._labels import read_answers, read_calls, read_methods
 from elicit.stages._oracle import simulator_diagnostics
 
 
@@ -21,6 +32,9 @@ def run() -> None:
     p.add_argument("--items", type=Path)
     p.add_argument("--embeddings", type=Path, nargs="*", help="embeddings.npy: simulated oracles only")
     p.add_argument("--labels", type=Path, nargs="+", help="labels/<method> folders")
+    p.add_argument(
+        "--predictions", type=Path, nargs="*", help="round{r}/predictions.parquet of the few-shot rounds (r >= 1)"
+    )
     p.add_argument("--out", type=Path, help="metrics.parquet")
     p.add_argument("--json", type=Path, help="metrics.json")
     args = p.parse_args()
@@ -33,6 +47,17 @@ def run() -> None:
         rule = DatasetConfig.from_params(cfg.dataset, cfg.dataset_params).consistency
         notes: list[str] = []
         metrics = evaluate(labels, items, cfg.seed, ecfg.n_boot, ece_bins=ecfg.ece_bins, ci=ecfg.ci, notes=notes)
+        rounds = int(cfg.section("base")["rounds"])
+        pred_files = (
+            args.predictions if args.predictions is not None else [paths.predictions(r) for r in range(1, rounds + 1)]
+        )
+        answers = read_calls(folders)  # gold-free: held-out answers only, never the gold column
+        if pred_files:
+            answers[FEW_SHOT_ROUNDS] = pd.concat([read_answers(f) for f in pred_files], ignore_index=True)
+        estimates = estimate_all(
+            labels, answers, items["item_id"].to_numpy(), seed=cfg.seed, n_boot=ecfg.n_boot, ci=ecfg.ci, notes=notes
+        )
+        metrics = with_estimates(metrics, estimate_rows(estimates))
         diag = diagnostics(labels, items, rule)
         diag["notes"] = list(diag.get("notes") or []) + notes
         tel.update(methods=len(labels), rows=len(metrics))

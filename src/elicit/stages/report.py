@@ -19,7 +19,7 @@ from elicit.plots import make_plots
 from elicit.report import ReportConfig, render_report
 from elicit.report_tables import gold_best_config, method_costs
 from elicit.stages import _cli
-from elicit.stages._labels import fresh_dir, read_methods
+from elicit.stages._labels import fresh_dir, read_calls, read_methods
 from elicit.tracking import resolved_params
 
 
@@ -131,6 +131,8 @@ def run() -> None:
             diag.get("notes"),
             title_prefix=rcfg.title_prefix,
             costs=costs,
+            predictions=predictions,
+            calls=read_calls(folders),
         )
         write_text(yaml.safe_dump(card["params"], sort_keys=False, allow_unicode=True), args.resolved or paths.resolved)
         write_text(html, args.out or paths.report)

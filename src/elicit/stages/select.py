@@ -1,17 +1,66 @@
 """select: choose one optimize config WITHOUT gold (held-out likelihood of the oracle's own answers, see
-``elicit.optimize.select``) and copy its labels to ``labels/selected``; the rule's scores go to ``selection.json``.
+``elicit.optimize.select``) and copy its labels to ``labels/selected``; the rule's scores, its tie tolerance and
+the gold-free indeterminacy signals of the chosen labels (``elicit.indeterminate``) go to ``selection.json``.
 The gold-best config is reported by evaluate/report only as an upper bound."""
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+from elicit import indeterminate
 from elicit.io import write_json
 from elicit.optimize import OptimizeSection, select_config
+from elicit.optimize.problem import BALANCE_RANGE, Problem
 from elicit.stages import _cli
-from elicit.stages._labels import SEED_FILE, fresh_dir
+from elicit.stages._labels import SEED_FILE, fresh_dir, read_labels
 from elicit.stages.optimize import load_problem
+
+
+def _column(path: Path, name: str, n: int) -> np.ndarray | None:
+    """One float column of a table keyed by item_id 0..n-1 (None when the table lacks it); reads nothing else,
+    so the items' gold column is never loaded."""
+    if name not in pq.read_schema(path).names:
+        return None
+    df = pd.read_parquet(path, columns=["item_id", name])
+    values = pd.to_numeric(df[name], errors="coerce").astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    return pd.Series(values, index=df["item_id"].to_numpy()).reindex(np.arange(n)).to_numpy(dtype=float)
+
+
+def signals(
+    problem: Problem,
+    folders: Mapping[str, Path],
+    name: str,
+    details: Mapping[str, Mapping[str, Any]],
+    tie_tolerance: float,
+    balance_given: bool,
+    items: Path,
+    priors: Path,
+) -> dict[str, Any]:
+    """``selection.json``'s ``indeterminate`` entry for the chosen config (see :mod:`elicit.indeterminate`)."""
+    n = problem.n_items
+    labels = {
+        c: [df.sort_values("item_id")["p_true"].to_numpy(dtype=float) for _, df in sorted(read_labels(f).items())]
+        for c, f in folders.items()
+    }
+    found = indeterminate.assess(
+        selected=name,
+        labels=labels,
+        details=details,
+        tie_tolerance=tie_tolerance,
+        score_pos=_column(priors, "score_pos", n),
+        score_neg=_column(priors, "score_neg", n),
+        nuisance=_column(items, "nuisance", n),
+        balance=None if balance_given else float(problem.balance),
+        balance_bounds=BALANCE_RANGE,
+    )
+    return indeterminate.to_json(found, n)
 
 
 def run() -> None:
@@ -27,24 +76,35 @@ def run() -> None:
     section = OptimizeSection.from_params(cfg.section("optimize"))
     folders = {Path(f).name: Path(f) for f in (args.labels or [paths.labels_dir(c) for c in section.configs])}
     with _cli.telemetry(paths.telemetry("select"), "select") as tel:
-        problem, _ = load_problem(
-            cfg, args.items or paths.items, args.priors or paths.priors, args.tuples or paths.tuples
-        )
+        items, priors = args.items or paths.items, args.priors or paths.priors
+        problem, _ = load_problem(cfg, items, priors, args.tuples or paths.tuples)
         seeds = list(cfg.section("base")["seeds"])
         name, scores = select_config(problem, section.configs, seeds=seeds, select=section.select)
         out = fresh_dir(args.out or paths.labels_dir("selected"))
         for f in sorted(folders[name].iterdir()):
             if SEED_FILE.match(f.name):
                 shutil.copyfile(f, out / f.name)
+        undetermined = signals(
+            problem,
+            folders,
+            name,
+            scores,
+            section.select.tie_tolerance,
+            section.configs[name].class_balance is not None,
+            items,
+            priors,
+        )
         selection = {
             "selected": name,
             "method": section.select.method,
             "scores": {c: s["heldout_loglik"] for c, s in scores.items()},  # higher is better
             "details": scores,
+            "tie_tolerance": section.select.tie_tolerance,
+            "indeterminate": undetermined,
             "gold_best": None,  # chosen without gold; evaluate/report name the gold-best config as an upper bound
         }
         write_json(selection, args.selection or paths.selection)
-        tel.update(selected=name)
+        tel.update(selected=name, indeterminate=undetermined["fired"])
 
 
 if __name__ == "__main__":

@@ -1,0 +1,87 @@
+"""The cost plan as a table for people (``python -m elicit.cost`` without ``--json``): one row per oracle job and a
+total, a range where the answers decide, and with ``--compare`` what the run really did beside it."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+
+def _duration(s: float) -> str:
+    if math.isnan(s):
+        return "n/a"
+    if s < 60:
+        return f"{s:.1f} s" if s < 10 else f"{s:.0f} s"
+    return f"{s / 60:.1f} min" if s < 3600 else f"{s / 3600:.1f} h"
+
+
+def _span(low: float, high: float, fmt: Any) -> str:
+    """``low-high`` as ``fmt`` writes them, empty where they read the same."""
+    a, b = fmt(low), fmt(high)
+    return "" if a == b else f"{a}-{b}"
+
+
+def _with_span(point: str, low: float, high: float, fmt: Any) -> str:
+    span = _span(low, high, fmt)
+    return f"{point} ({span})" if span else point
+
+
+def totals(planned: pd.DataFrame) -> dict[str, float]:
+    """The run's total of every count, range end, time and money column of a plan (NaN where none is known)."""
+    cols = [c for c in planned.columns if c not in ("stage", "kind", "shown", "note")]
+    return {c: float(planned[c].sum(min_count=1)) for c in cols}
+
+
+def _count(x: float) -> str:
+    return "-" if math.isnan(x) else f"{x:,.0f}"
+
+
+def _planned_cells(r: Mapping[str, Any], money: bool) -> list[str]:
+    cells = [
+        str(r["stage"]),
+        _count(r["calls"]),
+        _span(r["calls_low"], r["calls_high"], _count),
+        "~" + _count(r["prompt_tokens"]),
+        _with_span(_duration(r["seconds"]), r["seconds_low"], r["seconds_high"], _duration),
+    ]
+    if money:
+        cells.append(_with_span(f"{r['money']:,.2f}", r["money_low"], r["money_high"], "{:,.2f}".format))
+    return cells
+
+
+def _actual_cells(r: Mapping[str, Any], actual: pd.DataFrame) -> list[str]:
+    """actual queries, actual / planned, in range, actual wall time of a stage (of all of them on the total row)."""
+    if r["stage"] == "total":
+        got, wall, inside = float(actual["actual"].sum(min_count=1)), float(actual["actual_s"].sum(min_count=1)), ""
+    elif r["stage"] in actual.index:
+        row = actual.loc[r["stage"]]
+        got, wall = float(row["actual"]), float(row["actual_s"])
+        inside = "" if math.isnan(got) else str(bool(row["in_range"])).lower()
+    else:
+        got, wall, inside = math.nan, math.nan, ""
+    ratio = "-" if math.isnan(got) or not r["calls"] else f"{got / r['calls']:.2f}"
+    return [_count(got), ratio, inside, _duration(wall)]
+
+
+def format_table(planned: pd.DataFrame, compared: pd.DataFrame | None = None) -> str:
+    """The plan as a readable table, a total row last; with ``compared`` the actual queries and their ratio too."""
+    money = not planned["money"].isna().all()
+    head = ["stage", "calls", "range", "prompt tokens", "time"] + (["money"] if money else [])
+    if compared is not None:
+        head += ["actual", "actual/planned", "in range", "actual time"]
+    records: list[dict[str, Any]] = [
+        *({str(k): v for k, v in r.items()} for r in planned.to_dict("records")),
+        {"stage": "total", **totals(planned)},
+    ]
+    actual = compared.set_index("stage") if compared is not None else None
+    body = [_planned_cells(r, money) + ([] if actual is None else _actual_cells(r, actual)) for r in records]
+    widths = [max(len(x) for x in col) for col in zip(head, *body, strict=True)]
+    lines = [
+        "  ".join([row[0].ljust(widths[0]), *(x.rjust(w) for x, w in zip(row[1:], widths[1:], strict=True))]).rstrip()
+        for row in [head, *body]
+    ]
+    notes = [f"  {r['stage']}: {r['note']}" for r in records if r.get("note")]
+    return "\n".join([*lines, "", "notes:", *notes] if notes else lines)

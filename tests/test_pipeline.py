@@ -110,6 +110,7 @@ def test_both_drivers_same_outputs_and_exact_reruns(tmp_path: Path) -> None:
     sh("snakemake --cores 2 study", smk)
     md = (smk / "docs" / "results.md").read_text()
     assert "| tiny |" in md and "Ablations of the selected config" in md and "inverted_init" in md
+    assert (smk / "docs" / "figures" / "cost_efficiency.png").read_bytes().startswith(b"\x89PNG")  # says: no cost runs
     table = pd.read_parquet(smk / "results" / "study" / "summary.parquet")
     assert set(table["run"]) == {"tiny"} and int(table["gold_best_upper_bound"].sum()) == 1
     assert float(table.loc[table["method"] == "selected", "oracle_calls"].iloc[0]) > 0

@@ -293,7 +293,10 @@ def test_simulated_cache_is_keyed_by_params_and_gold(data: tuple[pd.DataFrame, d
 def test_driver_columns_for_simulated(data: tuple[pd.DataFrame, dict[int, int]]) -> None:
     preds = ask("sim_strong", queries(None, None).head(10), data)
     assert set(preds["model"]) == {"simulated:sim_strong"} and set(preds["oracle"]) == {"sim"}
-    assert preds["prompt_tokens"].isna().all() and not preds["cached"].any()
+    assert (preds["prompt_tokens"] > 0).all() and not preds["cached"].any()  # estimated from the rendered prompt
+    ctx = contexts(1)
+    few = ask("sim_strong", queries(ctx, [[1] * K for _ in ctx], tag="f").head(10), data)
+    assert (few["prompt_tokens"] > preds["prompt_tokens"].max()).all()  # shown examples make a prompt longer
     assert preds["prompt_sha256"].str.len().eq(64).all()
 
 

@@ -122,6 +122,11 @@ def write_text(text: str, path: Path | str) -> None:
         tmp.write_text(text)
 
 
+def write_bytes(data: bytes, path: Path | str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, np.integer):
         return int(obj)

@@ -48,6 +48,7 @@ STUDY = "results/study/summary.parquet"
 STUDY_HTML = "results/study/summary.html"
 STUDY_MARKDOWN = "docs/results.md"
 STUDY_NOTES = "docs/results_notes.md"
+STUDY_COST_FIGURE = "docs/figures/cost_efficiency.png"
 
 # Beside the results: one log and one benchmark per Snakemake job ({job} as in ``elicit.pipeline``)
 LOG = "logs/{run}/{job}.log"

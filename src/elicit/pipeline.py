@@ -53,6 +53,7 @@ from elicit.paths import (
     SHARED_BENCHMARK,
     SHARED_LOG,
     STUDY,
+    STUDY_COST_FIGURE,
     STUDY_HTML,
     STUDY_MARKDOWN,
     STUDY_NOTES,
@@ -127,9 +128,21 @@ def fewshot_methods(params: dict[str, Any], wc: Wildcards) -> tuple[str, ...]:
     return FEWSHOT_METHODS
 
 
+def baseline_methods(params: dict[str, Any], wc: Wildcards) -> list[str]:
+    """The baselines a run makes labels for, in registry order: each one a stage writes, an opt-in one (faithful
+    ``icm``) only where the run enables it (``baselines.icm.enabled``, after its overrides)."""
+    baselines = run_view(params, wc["run"]).section("baselines")
+    return [m.name for m in _methods.METHODS if m.name in _methods.BASELINES and _methods.enabled(m, baselines)]
+
+
+def icm_enabled(params: dict[str, Any], wc: Wildcards) -> list[str]:
+    """The faithful ICM job of a run: one where the run enables it, none otherwise (the rule's ``each``)."""
+    return [m for m in baseline_methods(params, wc) if m == "icm"]
+
+
 def label_methods(params: dict[str, Any], wc: Wildcards) -> list[str]:
     """Every label set of a run, in evaluation order: the configs, selected, the baselines."""
-    return [*config_names(params, wc), "selected", *VOTE_METHODS, "icm", *FEWSHOT_METHODS]
+    return [*config_names(params, wc), "selected", *baseline_methods(params, wc)]
 
 
 def shown_labels(params: dict[str, Any], wc: Wildcards) -> list[str]:
@@ -341,7 +354,17 @@ RULES: dict[str, Rule] = {
             {"priors": PRIORS, "predictions": each(PREDICTIONS, r=all_rounds)},
             {"out": tuple(fill(LABELS, method=m) for m in VOTE_METHODS)},
         ),
-        Rule("icm", {"items": ITEMS, "embeddings": EMBEDDINGS, "priors": PRIORS}, {"out": fill(LABELS, method="icm")}),
+        Rule(
+            "icm_budget",
+            {"items": ITEMS, "embeddings": EMBEDDINGS, "priors": PRIORS},
+            {"out": fill(LABELS, method="icm_budget")},
+        ),
+        Rule(  # opt-in: no job in a run that does not enable it
+            "icm",
+            {"items": ITEMS, "embeddings": simulator_embeddings},
+            {"out": fill(LABELS, method="icm")},
+            each={"method": icm_enabled},
+        ),
         Rule(
             "fewshot",
             {"items": ITEMS, "groups": GROUPS, "priors": PRIORS, "embeddings": simulator_embeddings},
@@ -352,7 +375,12 @@ RULES: dict[str, Rule] = {
         ),
         Rule(
             "evaluate",
-            {"items": ITEMS, "labels": each(LABELS, method=label_methods), "embeddings": simulator_embeddings},
+            {
+                "items": ITEMS,
+                "labels": each(LABELS, method=label_methods),
+                "predictions": each(PREDICTIONS, r=few_shot_rounds),  # held-out answers of the gold-free estimate
+                "embeddings": simulator_embeddings,
+            },
             {"out": METRICS, "json": METRICS_JSON},
         ),
         Rule(
@@ -367,7 +395,7 @@ RULES: dict[str, Rule] = {
             },
             {"out": REPORT, "plots": PLOTS, "resolved": RESOLVED},
         ),
-        Rule("export", {"items": ITEMS, "labels": SELECTED}, {"out": EXPORT}),
+        Rule("export", {"items": ITEMS, "labels": SELECTED, "metrics": METRICS}, {"out": EXPORT}),
         Rule(
             "summary",
             {"metrics": over_runs(METRICS, "summary"), "items": over_runs(ITEMS, "summary")},
@@ -387,7 +415,7 @@ RULES: dict[str, Rule] = {
                 "ablations": over_runs(ABLATION, "study", "ablate"),
                 "notes": STUDY_NOTES,
             },
-            {"out": STUDY, "html": STUDY_HTML, "markdown": STUDY_MARKDOWN},
+            {"out": STUDY, "html": STUDY_HTML, "markdown": STUDY_MARKDOWN, "cost-figure": STUDY_COST_FIGURE},
             args={"runs": listed("study"), "ablate": listed("study", "ablate")},
             after=over_runs(REPORT, "study"),
             per_run=False,

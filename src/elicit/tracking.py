@@ -53,7 +53,10 @@ EVALUATE_SOURCES = (
     "src/elicit/evaluate/__init__.py",
     "src/elicit/evaluate/metrics.py",
     "src/elicit/evaluate/describe.py",
+    "src/elicit/evaluate/goldfree.py",
+    "src/elicit/evaluate/answers.py",
     "src/elicit/verdicts.py",
+    "src/elicit/indeterminate.py",
 )
 PLAN_SOURCES = (
     "src/elicit/plan.py",
@@ -130,14 +133,26 @@ STAGE_SOURCES: dict[str, tuple[str, ...]] = {
     "optimize": ("src/elicit/stages/optimize.py", *OPTIMIZE_SOURCES, *DATASET_SOURCES, "src/elicit/stages/_labels.py"),
     "select": (
         "src/elicit/stages/select.py",
+        "src/elicit/indeterminate.py",
+        "src/elicit/verdicts.py",
         *OPTIMIZE_SOURCES,
         "src/elicit/stages/optimize.py",
         *DATASET_SOURCES,
         "src/elicit/stages/_labels.py",
     ),
     "votes": ("src/elicit/stages/votes.py", *BASELINE_SOURCES, "src/elicit/stages/_labels.py"),
+    "icm_budget": (
+        "src/elicit/stages/icm_budget.py",
+        *BASELINE_SOURCES,
+        *ORACLE_SOURCES,
+        *DATASET_SOURCES,
+        "src/elicit/stages/_labels.py",
+    ),
     "icm": (
         "src/elicit/stages/icm.py",
+        "src/elicit/baselines/icm_official.py",
+        "src/elicit/baselines/icm_official_config.py",
+        "src/elicit/baselines/icm_official_steps.py",
         *BASELINE_SOURCES,
         *ORACLE_SOURCES,
         *DATASET_SOURCES,
@@ -177,6 +192,7 @@ STAGE_SOURCES: dict[str, tuple[str, ...]] = {
     "study": (
         "src/elicit/stages/study.py",
         "src/elicit/study.py",
+        "src/elicit/study_cost.py",
         "src/elicit/replicates.py",
         *REPORT_SOURCES,
         "src/elicit/templates/summary.html.j2",
@@ -205,6 +221,7 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "optimize": ("optimize.configs.{config}", OPTIMIZE_SHARED, "base.seeds", RUN_FIELDS, "datasets.{dataset}"),
     "select": ("optimize.select", OPTIMIZE_SHARED, "optimize.configs", "base.seeds", RUN_FIELDS, "datasets.{dataset}"),
     "votes": (RUN_FIELDS,),
+    "icm_budget": ("baselines.icm_budget", "baselines.seeds", "base.seeds", *ORACLE_PARAMS, RUN_FIELDS),
     "icm": ("baselines.icm", "baselines.seeds", "base.seeds", *ORACLE_PARAMS, RUN_FIELDS),
     "fewshot": (
         "baselines.fewshot",

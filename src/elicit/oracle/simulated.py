@@ -61,6 +61,7 @@ from elicit.oracle.base import Answer, OnAnswer, OracleError, Request, new_count
 from elicit.oracle.cache import cache_key
 from elicit.oracle.sim_context import _Contexts, _gold_of, _has_gold
 from elicit.oracle.sim_hash import hash_normal, hash_uniform
+from elicit.prompts import estimate_tokens
 
 if TYPE_CHECKING:
     from elicit.oracle.sim_suite import Embeddings, ItemSpace
@@ -378,6 +379,16 @@ class SimulatedOracle:
         frame = pd.DataFrame([dict(r.query) for r in requests])
         lps = simulate(frame, self.gold, self.params, self.space)
         for req, lt, lf in zip(requests, lps["lp_true"], lps["lp_false"], strict=True):
-            on_answer(req, Answer(None if pd.isna(lt) else float(lt), None if pd.isna(lf) else float(lf)))
+            tokens = payload_tokens(req.payload)
+            on_answer(req, Answer(None if pd.isna(lt) else float(lt), None if pd.isna(lf) else float(lf), tokens))
+            counters["prompt_tokens"] += tokens
         counters["calls"] = len(requests)
         return counters
+
+
+def payload_tokens(payload: str | list[dict[str, str]]) -> int:
+    """The prompt tokens of a rendered prompt, estimated (chars / 3.5: the simulator has no tokenizer). The simulator
+    answers from the structured query, but counting the prompt a real model would have read lets costs in tokens
+    (reports, the study's cost figure) compare methods whose prompts differ in length, as on a real endpoint."""
+    text = payload if isinstance(payload, str) else "".join(m.get("content", "") for m in payload)
+    return estimate_tokens(text)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,14 +17,15 @@ import pandas as pd
 from elicit.config import load_params, resolve_run
 from elicit.errors import ElicitError
 from elicit.evaluate import SIMULATOR_KEY
-from elicit.io import write_parquet, write_text
-from elicit.paths import STUDY, STUDY_HTML, STUDY_MARKDOWN, STUDY_NOTES, RunPaths
-from elicit.pipeline import listed_runs
+from elicit.io import write_bytes, write_parquet, write_text
+from elicit.paths import STUDY, STUDY_COST_FIGURE, STUDY_HTML, STUDY_MARKDOWN, STUDY_NOTES, RunPaths
+from elicit.pipeline import listed_runs, study_runs
 from elicit.report import render_summary
 from elicit.report_tables import method_costs
 from elicit.stages import _cli
 from elicit.stages.report import read_telemetry, run_card
 from elicit.study import StudyRun, long_table, markdown, replicate_groups
+from elicit.study_cost import COST_TARGET, cost_markdown, cost_points, plot_cost_efficiency
 
 COMMAND = "uv run snakemake --cores 2 study"
 
@@ -85,6 +87,21 @@ def run_files(args: argparse.Namespace, names: list[str], ablate: list[str]) -> 
     }
 
 
+def cost_groups(params: dict, groups: dict[str, list[StudyRun]]) -> tuple[dict[str, list[StudyRun]], dict[str, int]]:
+    """The replicated runs of the cost figure: those on a dataset x oracle that the cost target runs (its own runs
+    and the suite's at the default budget), with each run's queries per item per round."""
+    targets = (params.get("study") or {}).get("targets") or {}
+    cost = study_runs(params, COST_TARGET) if COST_TARGET in targets else []
+    pairs = {(params["runs"][r]["dataset"], params["runs"][r]["oracle"]) for r in cost}
+    chosen = {
+        name: group
+        for name, group in groups.items()
+        if (str(group[0].card.get("dataset")), str(group[0].card.get("oracle"))) in pairs
+    }
+    budget = {name: int(resolve_run(params, name).section("budget")["queries_per_item"]) for name in chosen}
+    return chosen, budget
+
+
 def run() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--params", default="params.yaml")
@@ -99,6 +116,7 @@ def run() -> None:
     p.add_argument("--html", type=Path, default=Path(STUDY_HTML))
     p.add_argument("--markdown", type=Path, default=Path(STUDY_MARKDOWN))
     p.add_argument("--notes", type=Path, default=Path(STUDY_NOTES), help="hand-written part of the page")
+    p.add_argument("--cost-figure", type=Path, default=Path(STUDY_COST_FIGURE), help="the cost-efficiency figure")
     p.add_argument(
         "--allow-missing",
         action="store_true",
@@ -125,7 +143,12 @@ def run() -> None:
     write_parquet(table, args.out)
     write_text(html, args.html)
     meta = {"command": COMMAND, "wall_min": total / 60, "missing": missing}
-    write_text(markdown(runs, notes, meta, groups=replicate_groups(runs)), args.markdown)
+    groups = replicate_groups(runs)
+    points = cost_points(*cost_groups(params, groups))
+    write_bytes(plot_cost_efficiency(points), args.cost_figure)
+    figure = os.path.relpath(args.cost_figure, args.markdown.parent)
+    page = markdown(runs, notes, meta, groups=groups).rstrip() + "\n\n" + "\n".join(cost_markdown(points, figure))
+    write_text(page.rstrip() + "\n", args.markdown)
     _cli.log.info(
         "study of %d runs (%.0f min of jobs) -> %s, %s, %s", len(runs), total / 60, args.out, args.html, args.markdown
     )

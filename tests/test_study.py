@@ -152,3 +152,15 @@ def test_replicate_table_verdicts_come_from_the_draws() -> None:
     assert replicate_rows({"r": draws[:2]})[0]["zero_shot"].endswith("too few draws")
     md = "\n".join(replicate_markdown({"r": draws}))
     assert "## Verdicts over whole-pipeline draws" in md and "| r | 2000 | 5 |" in md
+
+
+def test_the_ablations_of_a_replicated_run_are_on_the_page(ablated) -> None:
+    """A replicated run has no single-draw row, but its first draw's ablations (paired CIs) still show."""
+    _, table = ablated
+    acc = {"zero_shot": 0.6, "few_shot_mean": 0.7, "selected": 0.75}
+    card = {"run": "r", "dataset": "d", "oracle": "o", "n": 300}
+    draws = [StudyRun(card=card, metrics=_metrics(acc, n=300, seed=k)) for k in range(5)]
+    draws[0] = StudyRun(card=card, metrics=draws[0].metrics, ablation=table)
+    md = markdown(draws, "", {}, groups={"r": draws})
+    assert "## Verdicts over whole-pipeline draws" in md and "## Single draws" not in md
+    assert "## Ablations of the selected config" in md and "-mutual" in md

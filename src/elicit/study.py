@@ -245,6 +245,27 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]
     return out
 
 
+def _ablation_markdown(abl: Sequence[tuple[StudyRun, pd.DataFrame]]) -> list[str]:
+    """The ablations of the selected config: refits of one draw's answers, so paired CIs over items apply (of a
+    replicated run, its first draw)."""
+    if not abl:
+        return []
+    lines = ["", "## Ablations of the selected config (generated)", ""]
+    for r, t in abl:
+        lines += [f"**{r.card.get('run')}** (selected config `{t['config'].iloc[0]}`)", ""]
+        body = [
+            [
+                str(v["variant"]),
+                f"{100 * v['accuracy']:.1f} [{100 * v['ci_low']:.1f}, {100 * v['ci_high']:.1f}]",
+                _paired_delta(v.to_dict()),
+            ]
+            for _, v in t.iterrows()
+        ]
+        header = ["variant", "accuracy [95 % CI, items]", "Δ vs selected, points [paired 95 % CI, items]"]
+        lines += [*_md_table(header, body), ""]
+    return lines
+
+
 def markdown(
     runs: Sequence[StudyRun],
     notes: str = "",
@@ -256,6 +277,7 @@ def markdown(
     meta = meta or {}
     lines = [notes.rstrip(), ""] if notes.strip() else []
     lines += replicate_markdown(groups or {})
+    abl = [(r, r.ablation) for r in runs if r.ablation is not None and not r.ablation.empty]
     drawn = {id(r) for group in (groups or {}).values() for r in group}
     runs = [r for r in runs if id(r) not in drawn]
     timing = (
@@ -265,7 +287,7 @@ def markdown(
         else ""
     )
     if not runs:
-        return "\n".join(lines).rstrip() + "\n"
+        return "\n".join([*lines, *_ablation_markdown(abl)]).rstrip() + "\n"
     lines += [
         "## Single draws (generated)",
         "",
@@ -294,21 +316,7 @@ def markdown(
         for r in rows
     ]
     lines += _md_table(header, body)
-    abl = [(r, r.ablation) for r in runs if r.ablation is not None and not r.ablation.empty]
-    if abl:
-        lines += ["", "## Ablations of the selected config (generated)", ""]
-        for r, t in abl:
-            lines += [f"**{r.card.get('run')}** (selected config `{t['config'].iloc[0]}`)", ""]
-            body = [
-                [
-                    str(v["variant"]),
-                    f"{100 * v['accuracy']:.1f} [{100 * v['ci_low']:.1f}, {100 * v['ci_high']:.1f}]",
-                    _paired_delta(v.to_dict()),
-                ]
-                for _, v in t.iterrows()
-            ]
-            header = ["variant", "accuracy [95 % CI, items]", "Δ vs selected, points [paired 95 % CI, items]"]
-            lines += [*_md_table(header, body), ""]
+    lines += _ablation_markdown(abl)
     warn = [(str(r.card.get("run")), n) for r in runs for n in warnings(r.metrics_json)]
     if warn:
         lines += ["", "## Warnings from the reports (generated)", ""]

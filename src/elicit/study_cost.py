@@ -135,7 +135,10 @@ def plot_cost_efficiency(points: pd.DataFrame) -> bytes:
         ax.set_xlabel(label + " (log scale)")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("accuracy, % (mean over draws, 95 % t-interval)")
-    axes[1].legend(fontsize=7, loc="lower right")
+    for ax in axes:
+        if not ax.has_data():  # text only: clearing its ticks would clear the shared accuracy axis too
+            ax.text(0.5, 0.5, "no prompt-token counts in these runs", ha="center", transform=ax.transAxes)
+    axes[0].legend(fontsize=7, loc="lower right")
     fig.suptitle("Cost efficiency: accuracy against oracle calls and prompt tokens per item")
     return _png(fig)
 

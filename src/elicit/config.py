@@ -353,6 +353,12 @@ class RunConfig:
     def oracle_params(self) -> dict[str, Any]:
         return copy.deepcopy(self.params["oracles"][self.oracle])
 
+    @property
+    def baseline_seeds(self) -> list[int]:
+        """Restarts of the stochastic baselines (ICM, random / bootstrap few-shot): ``baselines.seeds``, else
+        ``base.seeds``."""
+        return [int(s) for s in self.section("baselines").get("seeds") or self.section("base")["seeds"]]
+
 
 def resolve_run(params: dict[str, Any], run: str) -> RunConfig:
     """Look a run up by name; an unknown name is one line listing the known ones."""

@@ -190,10 +190,6 @@ def _asked(asked: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["context_ids"])
 
 
-def _seeds(run: RunConfig) -> list[int]:
-    return [int(s) for s in run.section("baselines").get("seeds") or run.section("base")["seeds"]]
-
-
 def plan_fewshot(run: RunConfig, inputs: RunInputs, rule: str) -> list[StagePlan]:
     """golden / random / bootstrap few-shot, each its own function over a dry oracle, seed by seed as the stage runs
     them (golden: seed 0 only)."""
@@ -206,9 +202,9 @@ def plan_fewshot(run: RunConfig, inputs: RunInputs, rule: str) -> list[StagePlan
     placeholder = items.assign(gold=pd.array(np.zeros(len(items), dtype=np.int8), dtype="Int8"))
     runs: dict[str, tuple[list[int], Callable[[Ask, int], object]]] = {
         "golden_fewshot": ([0], lambda ask, s: golden_fewshot(placeholder, groups, ask, fcfg, s)),
-        "random_fewshot": (_seeds(run), lambda ask, s: random_fewshot(items, groups, priors, ask, fcfg, s)),
+        "random_fewshot": (run.baseline_seeds, lambda ask, s: random_fewshot(items, groups, priors, ask, fcfg, s)),
         "bootstrap_fewshot": (
-            _seeds(run),
+            run.baseline_seeds,
             lambda ask, s: bootstrap_fewshot(items, groups, priors, ask, fcfg, s, rounds, rule),
         ),
     }
@@ -265,7 +261,7 @@ def plan_icm(run: RunConfig, inputs: RunInputs, rule: str) -> list[StagePlan]:
     cheap, faithful = icm_sections(run.section("baselines"))
     items = inputs.items
     priors = pd.DataFrame({"item_id": items["item_id"].astype(np.int64), "score": np.nan})
-    seeds = _seeds(run)
+    seeds = run.baseline_seeds
     out = []
     if cheap is not None:
         name, cfg = cheap

@@ -35,7 +35,7 @@ def run() -> None:
         groups = pd.read_parquet(args.groups or paths.groups)
         priors = pd.read_parquet(args.priors or paths.priors)
         rule = DatasetConfig.from_params(cfg.dataset, cfg.dataset_params).consistency
-        seeds = [0] if method == "golden_fewshot" else list(baselines.get("seeds") or cfg.section("base")["seeds"])
+        seeds = [0] if method == "golden_fewshot" else cfg.baseline_seeds
         out = fresh_dir(args.out or paths.labels_dir(method))
         calls = []
         with OracleSession(cfg, items, method, _cli.optional_input(args.embeddings, paths.embeddings)) as session:

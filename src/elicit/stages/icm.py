@@ -35,7 +35,7 @@ def run() -> None:
         items = pd.read_parquet(args.items or paths.items)
         free = items.drop(columns=["gold"])
         rule = DatasetConfig.from_params(cfg.dataset, cfg.dataset_params).consistency
-        seeds = list(baselines.get("seeds") or cfg.section("base")["seeds"])
+        seeds = cfg.baseline_seeds
         calls = []
         with OracleSession(cfg, items, METHOD, _cli.optional_input(args.embeddings, paths.embeddings)) as session:
             icfg = OfficialICMConfig.from_params(baselines.get(METHOD))

@@ -39,7 +39,7 @@ def run() -> None:
         with OracleSession(cfg, items, METHOD, args.embeddings or paths.embeddings) as session:
             icfg = ICMConfig.from_params(cfg.section("baselines").get(METHOD))
             icfg = dataclasses.replace(icfg, template_id=icfg.template_id or session.templates[0].id)
-            for seed in cfg.section("baselines").get("seeds") or cfg.section("base")["seeds"]:
+            for seed in cfg.baseline_seeds:
                 labels, c, trace = icm(
                     items.drop(columns=["gold"]),
                     embeddings,

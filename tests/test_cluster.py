@@ -18,9 +18,9 @@ import yaml
 from helpers import REPO, TINY, make_copy, sh
 
 PROFILE = "workflow/profiles/slurm"
-ORACLE_RULES = {"query_zero_shot", "query", "icm_budget", "icm", "fewshot"}
-OPT_IN_RULES = {"icm"}
-"""Oracle rules with no job in the tiny params: faithful ICM is opt-in (baselines.icm.enabled)."""
+ORACLE_RULES = {"query_zero_shot", "query", "icm_budget", "icm", "fewshot", "protocol"}
+OPT_IN_RULES = {"icm", "protocol"}
+"""Oracle rules with no job in the tiny params: faithful ICM and the paper's protocol are opt-in."""
 SITE_VARS = (
     "ELICIT_SLURM_PARTITION",
     "ELICIT_SLURM_ACCOUNT",

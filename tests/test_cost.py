@@ -34,6 +34,7 @@ from elicit.baselines.icm import ICMConfig, icm
 from elicit.baselines.icm_official import icm_official
 from elicit.baselines.icm_official_config import OfficialICMConfig, plan_cost
 from elicit.config import ParamsError, load_params, resolve_run
+from elicit.cost_actual import ACTUAL_COLUMNS
 from elicit.cost_plan import RunInputs, adaptive_groups, icm_sections, plan_icm, plan_rounds, prompt_tokens
 from elicit.io import confine_writes, write_json, write_parquet
 from elicit.oracle import OracleConfig
@@ -79,7 +80,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         run = resolve_run(params, RUN)
         paths = RunPaths(RUN)
         time = cost.call_time(OracleConfig(name="x", kind="simulated", preset="sim_strong"))
-        before = cost.plan_costs(run, cost.load_inputs(run, paths)[0], time)
+        before = cost.plan_run(run, paths.items, paths.embeddings, paths.groups, time)[0]
         cache_before = (root / ".cache").exists()
         after = None
         for job in jobs_for_run(params, RUN):
@@ -91,7 +92,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
                 _run_job(job)
             elif job.rule.name in ORACLE_JOBS:
                 if after is None:
-                    after = cost.plan_costs(run, cost.load_inputs(run, paths)[0], time)
+                    after = cost.plan_run(run, paths.items, paths.embeddings, paths.groups, time)[0]
                 _run_job(job)
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
@@ -372,3 +373,102 @@ def test_cli_prints_a_table_and_json_before_any_call(
     out = json.loads(capsys.readouterr().out)
     assert out["items"] == 40 and out["stages"][0]["calls"] == 40 * 2 * 2 and out["total"]["calls"] > 0
     assert not (tmp_path / ".cache").exists() and not (tmp_path / "results").exists()
+
+
+# ---------------------------------------------------------------------------------------------- the report's rows
+
+
+def _planned(rows: list[tuple[str, str, float, int, int, float]]) -> pd.DataFrame:
+    cols = ["stage", "kind", "calls", "calls_low", "calls_high", "prompt_tokens"]
+    return pd.DataFrame(rows, columns=cols).assign(seconds=1.0)
+
+
+def _actual(rows: list[tuple[str, float, float]]) -> pd.DataFrame:
+    """(stage, queries, prompt tokens): calls, cache hits and wall time as telemetry would have them."""
+    df = pd.DataFrame(rows, columns=["stage", "queries", "prompt_tokens"])
+    return df.assign(calls=df["queries"], cache_hits=0.0, wall_s=2.0)[list(ACTUAL_COLUMNS)]
+
+
+def test_report_rows_within_outside_missing_and_unplanned() -> None:
+    from elicit.cost_table import report_rows
+
+    planned = _planned(
+        [
+            ("query.round0", "exact", 160.0, 160, 160, 8000.0),
+            ("query.round2", "range", 100.0, 90, 120, 20000.0),
+            ("golden_fewshot", "exact", 40.0, 40, 40, 3000.0),
+        ]
+    )
+    actual = _actual([("query.round0", 160, math.nan), ("query.round2", 130, 21000.0), ("icm", 10, math.nan)])
+    rows, total = report_rows(planned, actual)
+    by = {r["stage"]: r for r in rows}
+    assert list(by) == ["query.round0", "query.round2", "golden_fewshot", "icm"]
+    r0, r2, golden, icm = by.values()
+    exact = {"planned": 160, "low": None, "high": None, "actual": 160, "ratio": 1.0, "in_range": True}
+    assert {k: r0[k] for k in exact} == exact  # exact: no range shown, within its plan
+    assert r0["planned_tokens"] == 8000 and r0["actual_tokens"] is None  # the simulator reports no tokens: None
+    assert (r2["low"], r2["high"], r2["actual"], r2["in_range"]) == (90, 120, 130, False)  # above its range
+    assert r2["ratio"] == pytest.approx(1.3) and r2["actual_tokens"] == 21000
+    assert golden["actual"] is None and golden["ratio"] is None and golden["in_range"] is None  # no record
+    assert icm["kind"] == "unplanned" and icm["planned"] is None and icm["in_range"] is None and icm["actual"] == 10
+    for r in rows:  # nothing NaN: unknown is None
+        assert not any(isinstance(v, float) and math.isnan(v) for v in r.values()), r
+    assert total == (
+        "Total: 300 queries planned (290–320), 300 asked; 1 of 3 planned jobs within their plan; no record of "
+        "golden_fewshot; not planned: icm; prompt tokens ~31,000 planned; for the 1 of 4 jobs that reported them, "
+        "~20,000 planned, 21,000 reported."
+    )
+
+
+def test_report_rows_total_when_every_job_is_within_its_plan() -> None:
+    from elicit.cost_table import report_rows
+
+    planned = _planned([("query.round0", "exact", 80.0, 80, 80, 900.0), ("icm_budget", "budget", 20.0, 20, 20, 400.0)])
+    rows, total = report_rows(planned, _actual([("query.round0", 80, math.nan), ("icm_budget", 20, math.nan)]))
+    assert [r["in_range"] for r in rows] == [True, True]
+    assert total == (
+        "Total: 100 queries planned, 100 asked (1.00 × planned); 2 of 2 planned jobs within their plan; "
+        "prompt tokens ~1,300 planned, none reported by the oracle."
+    )
+    assert report_rows(planned.iloc[:0], _actual([]))[1] == "Total: no oracle job planned or recorded."
+
+
+def test_load_inputs_without_stand_ins_names_the_missing_or_foreign_file(tmp_path: Path) -> None:
+    run = _run({})
+    items, emb, groups = tmp_path / "items.parquet", tmp_path / "embeddings.npy", tmp_path / "groups.parquet"
+    with pytest.raises(cost.CostError, match=r"items\.parquet is missing; run the load stage of run tiny"):
+        cost.load_inputs(run, items, emb, groups, stand_ins=False)
+    write_parquet(_items(40), items)
+    np.save(emb, np.ones((39, 4), dtype=np.float32))
+    with pytest.raises(cost.CostError, match=r"embeddings\.npy has 39 rows for 40 items; run the embed stage"):
+        cost.load_inputs(run, items, emb, groups, stand_ins=False)
+    np.save(emb, np.random.default_rng(0).normal(size=(40, 4)).astype(np.float32))
+    with pytest.raises(cost.CostError, match=r"groups\.parquet is missing; run the group stage"):
+        cost.load_inputs(run, items, emb, groups, stand_ins=False)
+    write_parquet(_groups(40, 1, 8), groups)  # one round; the tiny run has two
+    with pytest.raises(cost.CostError, match=r"groups\.parquet does not fit 40 items and 2 rounds"):
+        cost.load_inputs(run, items, emb, groups, stand_ins=False)
+    _, sources = cost.load_inputs(run, items, emb, groups)  # with stand-ins: the group stage's function instead
+    assert sources["groups"].startswith("the group stage's function")
+
+
+def test_actual_costs_read_only_the_files_named(tmp_path: Path) -> None:
+    run_dir = tmp_path / "results" / "r"
+    rows = pd.DataFrame({"query_id": ["a", "b", "c"]})
+    for r in (0, 1, 2):
+        write_parquet(rows, run_dir / f"round{r}" / "predictions.parquet")
+    write_parquet(rows.iloc[:2], run_dir / "labels" / "random_fewshot" / "calls.parquet")
+    write_parquet(rows.iloc[:1], run_dir / "labels" / "old_method" / "calls.parquet")
+    every = cost.actual_costs(run_dir)
+    assert list(every["stage"]) == ["query.round0", "query.round1", "query.round2", "old_method", "random_fewshot"]
+    named = cost.actual_costs(
+        run_dir,
+        [run_dir / "round0" / "predictions.parquet", run_dir / "round1" / "predictions.parquet"],
+        [run_dir / "labels" / "random_fewshot", run_dir / "labels" / "selected"],  # selected: no calls.parquet
+    )
+    assert list(named["stage"]) == ["query.round0", "query.round1", "random_fewshot"]
+    assert list(named["queries"]) == [3, 3, 2] and named["calls"].isna().all()  # no telemetry: calls unknown
+    write_parquet(pd.DataFrame({"step": [0], "energy": [1.0]}), run_dir / "labels" / "icm" / "seed0.energy.parquet")
+    write_json({"job": "icm", "calls": 4, "cache_hits": 0, "wall_s": 3.0}, run_dir / "telemetry" / "icm.json")
+    named = cost.actual_costs(run_dir, [], [run_dir / "labels" / "icm_budget"])  # a pre-rename run's telemetry
+    assert list(named["stage"]) == ["icm_budget"] and named["calls"].item() == 4

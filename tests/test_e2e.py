@@ -57,6 +57,41 @@ def test_embedded_dag_end_to_end_and_gold_isolation(repo_copy: Path) -> None:
     assert gold_free_digests(repo) == before, "an estimating stage read gold"
     assert calls(repo, "query.round0") == 0 and calls(repo, "query.round1") == 0  # all answered from the cache
 
+    # A gold budget of 4 items: their gold may be read (select, PPI) and they leave every metric; the gold of the
+    # other 8 must still be unread: shuffled among themselves, every gold-free output stays byte-identical,
+    # the selected labels and selection.json included.
+    params = repo / "params.yaml"
+    text = params.read_text()
+    assert text.count("    dataset: ethics_tiny\n") == 1
+    params.write_text(text.replace("    dataset: ethics_tiny\n", "    dataset: ethics_tiny\n    gold_budget: 4\n"))
+    sh(f"snakemake --cores 2 {TARGETS}", repo, timeout=1500)
+    budget = pd.read_parquet(repo / RUN / "gold_budget.parquet")
+    assert len(budget) == 4
+    metrics = pd.read_parquet(repo / RUN / "metrics.parquet").set_index(["method", "seed", "metric"])
+    assert metrics.loc[("selected", -1, "n_gold"), "value"] == 12 - 4  # the budget is not evaluated
+    assert metrics.loc[("selected", -1, "gold_budget_items"), "value"] == 4
+    assert "budget_accuracy" in metrics.index.get_level_values("metric")
+    selection = json.loads((repo / RUN / "selection.json").read_text())
+    assert selection["gold_budget"]["k"] == 4
+    before = {
+        **gold_free_digests(repo),
+        "selection": hashlib.sha256((repo / RUN / "selection.json").read_bytes()).hexdigest(),
+    }
+    items = pd.read_parquet(repo / RUN / "items.parquet")
+    rows = items.loc[~items["item_id"].isin(budget["item_id"]), "source_row"].to_numpy()
+    df = pd.read_csv(data)
+    labels = df.loc[rows, "label"].to_numpy()
+    df.loc[rows, "label"] = labels[[*range(1, len(labels)), 0]]  # rotate: every unbudgeted label moves
+    assert (df.loc[rows, "label"].to_numpy() != labels).any()
+    df.to_csv(data, index=False)
+    sh(f"snakemake --cores 2 {TARGETS}", repo, timeout=1500)
+    after = {
+        **gold_free_digests(repo),
+        "selection": hashlib.sha256((repo / RUN / "selection.json").read_bytes()).hexdigest(),
+    }
+    assert after == before, "a stage read gold outside the budget"
+    pd.testing.assert_frame_equal(pd.read_parquet(repo / RUN / "gold_budget.parquet"), budget)
+
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (.ci/run installs it)")
 def test_report_renders_in_headless_chromium(repo_copy: Path, tmp_path: Path) -> None:

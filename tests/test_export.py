@@ -132,3 +132,22 @@ def test_estimate_record_carries_the_gold_free_estimate_and_no_gold_number() -> 
     json.dumps(record, allow_nan=False)
     old = estimate_record(evaluate(labels, items, seed=0, n_boot=10))
     assert old["est_accuracy"] is None and "re-run evaluate" in old["note"]
+
+
+def test_estimate_record_carries_the_ppi_estimates_of_a_gold_budget() -> None:
+    from elicit.evaluate import Estimate, estimate_rows, with_estimates
+    from elicit.evaluate.ppi import ppi_rows
+
+    rng = np.random.default_rng(0)
+    gold = rng.integers(0, 2, 60)
+    p = np.where(gold == 1, 0.8, 0.2)
+    labels = {"selected": {0: pd.DataFrame({"item_id": np.arange(60), "p_true": p})}}
+    est = {"selected": Estimate(0.8, 0.7, 0.9, "few-shot rounds", 60, 1.0, 0.0)}
+    budget = np.arange(0, 60, 6)
+    rest = np.setdiff1d(np.arange(60), budget)
+    metrics = with_estimates(estimate_rows(est), ppi_rows(labels, est, budget, gold[budget], rest))
+    record = estimate_record(metrics)
+    assert record["gold_budget"] == 10
+    assert record["ppi_accuracy_low"] <= record["ppi_accuracy"] <= record["ppi_accuracy_high"]
+    assert {"ppi_balance", "ppi_balance_low", "ppi_balance_high"} <= set(record)
+    json.dumps(record, allow_nan=False)

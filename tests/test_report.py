@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from elicit.config import load_params, resolve_run
 from elicit.evaluate import diagnostics, evaluate
+from elicit.group import GroupConfig, make_groups
 from elicit.plots import (
     PLOT_TITLES,
     bias_tables,
@@ -25,6 +28,8 @@ from elicit.plots import (
 from elicit.report import ReportConfig, render_report, render_summary
 from elicit.report_tables import summary_table
 from elicit.report_text import nuisance_summary
+from elicit.stages.report import planned_costs
+from helpers import TINY
 
 PNG = b"\x89PNG\r\n\x1a\n"
 CONFIGS = ("cfg_a", "cfg_b")
@@ -460,3 +465,88 @@ def test_report_counts_missing_answers_per_stage_and_template(run: dict[str, Any
     notes = html[html.index('class="notes"') :]
     assert "5.6 % of the oracle&#39;s answers in round 1 (few-shot) under template t_a are missing (10 of 180)" in notes
     assert "round 0 (zero-shot) under template t_b" not in notes  # 0.8 %: below the threshold
+
+
+# --------------------------------------------------------------------------------------------------- planned vs actual
+
+
+def _plan_pair() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A plan (round 0 exact, round 2 a range) and a run whose round 2 asked more than its range allowed."""
+    planned = pd.DataFrame(
+        {
+            "stage": ["query.round0", "query.round2", "golden_fewshot"],
+            "kind": ["exact", "range", "exact"],
+            "calls": [240.0, 100.0, 60.0],
+            "calls_low": [240, 90, 60],
+            "calls_high": [240, 120, 60],
+            "prompt_tokens": [9000.0, 30000.0, 4000.0],
+            "seconds": [0.1, 0.1, 0.1],
+        }
+    )
+    actual = pd.DataFrame(
+        {
+            "stage": ["query.round0", "query.round2"],
+            "queries": [240.0, 130.0],
+            "calls": [200.0, 130.0],
+            "cache_hits": [40.0, 0.0],
+            "prompt_tokens": [float("nan"), 31000.0],
+            "wall_s": [1.0, 2.0],
+        }
+    )
+    return planned, actual
+
+
+def test_report_shows_planned_vs_actual_after_the_costs(run: dict[str, Any]) -> None:
+    planned, actual = _plan_pair()
+    html = render_report(
+        run["card"], run["metrics"], None, {}, run["telemetry"], None, None, [], planned=planned, actual=actual
+    )
+    assert html.index('id="costs"') < html.index('id="planned-vs-actual"') < html.index("Fitted oracle biases")
+    section = html[html.index('id="planned-vs-actual"') : html.index("Fitted oracle biases")]
+    cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>.*?</td>", section, re.S)]
+    rows = [cells[i : i + 9] for i in range(0, len(cells), 9)]
+    assert rows == [
+        ["query.round0", "exact", "240", "–", "240", "1.00", "yes", "~9,000", "–"],
+        ["query.round2", "range", "100", "90–120", "130", "1.30", "no", "~30,000", "31,000"],
+        ["golden_fewshot", "exact", "60", "–", "–", "–", "no record", "~4,000", "–"],
+    ]
+    assert '<tr class="warn"><td>query.round2</td>' in section  # outside its range: marked
+    total = (
+        "Total: 400 queries planned (390–420), 370 asked; 1 of 3 planned jobs within their plan; no record of "
+        "golden_fewshot; prompt tokens ~43,000 planned; for the 1 of 3 jobs that reported them, ~30,000 planned, "
+        "31,000 reported."
+    )
+    assert f"<p>{total}</p>" in section
+    assert "python -m elicit.cost --run tiny" in section
+    assert "nan" not in section.lower()
+    assert_self_contained(html)
+
+
+def test_report_says_in_one_line_why_planned_vs_actual_is_missing(run: dict[str, Any]) -> None:
+    planned, actual = _plan_pair()
+    why = "results/tiny/groups.parquet is missing; run the group stage of run tiny"
+    cases = {
+        "no plan was passed to the report": {},
+        why: {"unplanned_why": why, "actual": actual},
+        "no record of what the run&#39;s oracle jobs did": {"planned": planned, "actual": actual.iloc[:0]},
+    }
+    for expected, kwargs in cases.items():
+        html = render_report(run["card"], run["metrics"], None, {}, [], None, None, [], **kwargs)
+        section = html[html.index('id="planned-vs-actual"') : html.index("Fitted oracle biases")]
+        assert f"Planned vs actual oracle calls not available: {expected}" in section, section
+        assert "<table>" not in section
+
+
+def test_report_stage_plans_without_failing(tmp_path: Path) -> None:
+    """The stage's plan: the run's own files or one line why not; a missing input never fails the report."""
+    cfg = resolve_run(load_params(TINY), "tiny")
+    items, emb, groups = tmp_path / "items.parquet", tmp_path / "embeddings.npy", tmp_path / "groups.parquet"
+    r = synthetic_run(n=40)
+    r["items"].to_parquet(items)
+    np.save(emb, np.random.default_rng(0).normal(size=(40, 8)).astype(np.float32))
+    planned, why = planned_costs(cfg, items, emb, groups)
+    assert planned is None and why == f"{groups} is missing; run the group stage of run tiny"
+    make_groups(np.load(emb), GroupConfig.from_params(cfg.section("group")), 2, cfg.seed).to_parquet(groups)
+    planned, why = planned_costs(cfg, items, emb, groups)
+    assert why is None and planned is not None
+    assert planned.loc[planned["stage"] == "query.round0", "calls"].item() == 40 * 2 * 2  # 2 framings x 2 templates

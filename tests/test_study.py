@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from elicit import indeterminate as ind
 from elicit.ablation import SELECTED, ablation_table, describe, run_ablations, variants
 from elicit.evaluate import evaluate
 from elicit.optimize import OptimizeConfig
@@ -20,9 +21,10 @@ from elicit.study import (
     per_draw_accuracy,
     replicate_markdown,
     replicate_rows,
-    run_verdict,
+    verdict_cell,
     warnings,
 )
+from elicit.verdicts import RunVerdict
 
 FULL = OptimizeConfig(
     name="full",
@@ -95,9 +97,12 @@ def test_study_table_verdicts_follow_the_paired_cis() -> None:
     good = _metrics({"zero_shot": 0.6, "few_shot_mean": 0.7, "selected": 0.9, "full": 0.9, "mutual_only": 0.95,
                      "golden_fewshot": 0.95})  # fmt: skip
     tie = _metrics({"zero_shot": 0.7, "few_shot_mean": 0.72, "selected": 0.71, "full": 0.71}, seed=1)
-    assert run_verdict(good).startswith("beats zero_shot (+")
-    assert "beats few_shot_mean" in run_verdict(good)
-    assert "ties zero_shot" in run_verdict(tie) and "ties few_shot_mean" in run_verdict(tie)
+    card = {"run": "x", "n": 400}
+    assert verdict_cell(good, None, card).startswith("beats the cheap baselines (vs zero_shot +")
+    assert "few_shot_mean +" in verdict_cell(good, None, card) and "*" in verdict_cell(good, None, card)
+    assert verdict_cell(tie, None, card).startswith("ties them (vs zero_shot ") and "*" not in verdict_cell(
+        tie, None, card
+    )
     assert gold_best_config(good, ["full", "mutual_only"]) == "mutual_only"
 
     runs = [
@@ -110,6 +115,7 @@ def test_study_table_verdicts_follow_the_paired_cis() -> None:
     ]  # fmt: skip
     rows = {r["run"]: r for r in compact_rows(runs)}
     assert rows["a"]["gold_best"].endswith("(mutual_only)") and rows["a"]["calls"] == "1,234"
+    assert rows["a"]["verdict"].startswith(RunVerdict.BEATS.value) and rows["b"]["verdict"].startswith("ties them")
     assert rows["b"]["icm_budget"] == "–" and rows["b"]["pgr"] == "–"
     md = markdown(runs, "# Notes\n\nhand-written", {"command": "cmd", "wall_min": 3.0})
     assert md.startswith("# Notes") and "| a | 400 |" in md and "`cmd`" in md and "3 min" in md
@@ -118,6 +124,27 @@ def test_study_table_verdicts_follow_the_paired_cis() -> None:
     sel = table[(table["run"] == "a") & (table["method"] == "selected")].iloc[0]
     assert sel["oracle_calls"] == 1234 and sel["tokens"] == 12
     assert table.loc[table["gold_best_upper_bound"], "method"].tolist() == ["mutual_only", "full"]
+    assert set(table.loc[table["run"] == "a", "verdict"]) == {RunVerdict.BEATS.value}
+
+
+def test_an_indeterminate_selection_makes_the_study_row_indeterminate() -> None:
+    """The study's verdict is the report's headline: the same gold evidence reads "beats" until the run's
+    selection.json says a gold-free signal fired, then "indeterminate" in the page's row and the long table."""
+    good = _metrics({"zero_shot": 0.6, "few_shot_mean": 0.7, "selected": 0.9, "golden_fewshot": 0.95})
+    fired = ind.Signal("restart_agreement", 0.7, 0.9, True, "restarts agree on 70 % of items")
+    calm = ind.Signal("one_class", 0.5, 0.98, False, "fine")
+    card = {"run": "a", "dataset": "d", "oracle": "o", "n": 400}
+    runs = [
+        StudyRun(card=card, metrics=good, selection={"selected": "full", "indeterminate": ind.to_json([calm], 400)}),
+        StudyRun(card={**card, "run": "b"}, metrics=good,
+                 selection={"selected": "full", "indeterminate": ind.to_json([fired, calm], 400)}),
+    ]  # fmt: skip
+    rows = {r["run"]: r["verdict"] for r in compact_rows(runs)}
+    assert rows["a"].startswith("beats the cheap baselines")
+    assert rows["b"] == "indeterminate (restart_agreement)"
+    table = long_table(runs)
+    assert set(table.loc[table["run"] == "b", "verdict"]) == {"indeterminate"}
+    assert "| b | 400 |" in markdown(runs) and "indeterminate (restart_agreement)" in markdown(runs)
 
 
 def test_warnings_name_collapse_and_nuisance_tracking() -> None:

@@ -328,6 +328,9 @@ class RunConfig:
     positive_fraction: Float | None = Field(
         gt=0, lt=1, description="share of label 1 the sample is drawn to (gold-stratified in load); None = as drawn"
     )
+    gold_budget: Int = Field(
+        default=0, ge=0, description="items whose gold select and evaluate may read (elicit.gold_budget); 0 = none"
+    )
     overrides: SkipValidation[dict[str, Any]] = Field(
         default_factory=dict, description="the run's own values of sections, deep-merged over them (section())"
     )
@@ -375,6 +378,7 @@ def resolve_run(params: dict[str, Any], run: str) -> RunConfig:
         n=entry.get("n"),
         seed=int(entry.get("seed", base.get("seed", 0))),
         positive_fraction=entry.get("positive_fraction"),
+        gold_budget=int(entry.get("gold_budget") or 0),
         overrides=entry.get("overrides", {}) or {},
         params=params,
     )

@@ -131,40 +131,64 @@ def plan_costs(
 # ---------------------------------------------------------------------------------------------- inputs (I/O)
 
 
-def load_inputs(run: RunConfig, paths: RunPaths, data_root: Path = Path(".")) -> tuple[RunInputs, dict[str, str]]:
-    """The items, groups and embeddings the plan reads, and where each came from: the run's own files where the
-    load / embed / group stages have run, else what those stages' functions make (no oracle call, no model)."""
+def load_inputs(
+    run: RunConfig,
+    items: Path,
+    embeddings: Path,
+    groups: Path,
+    data_root: Path = Path("."),
+    *,
+    stand_ins: bool = True,
+) -> tuple[RunInputs, dict[str, str]]:
+    """The items, groups and embeddings the plan reads, and where each came from: the files named (a run's
+    ``results/<run>/`` files, or the paths a stage's flags name) where they are there and fit the run.
+
+    With ``stand_ins`` a file not there yet is replaced by what its stage's functions make (no oracle call, no
+    model): the dataset files through the load stage's functions, stand-in random vectors, the group stage's
+    function. Without, a missing or mismatched file is a :class:`CostError` naming it: a run planned after it ran
+    (the report) is planned from its own files."""
     from elicit.group import GroupConfig, make_groups
     from elicit.stages._oracle import oracle_config, templates
 
+    def missing(path: Path, stage: str, why: str = "is missing") -> CostError:
+        return CostError(f"{path} {why}; run the {stage} stage of run {run.name}")
+
     sources: dict[str, str] = {}
-    if paths.items.exists():
-        items = pd.read_parquet(paths.items)
-        sources["items"] = str(paths.items)
-    else:
-        items = _load_items(run, data_root)
+    if items.exists():
+        frame = pd.read_parquet(items)
+        sources["items"] = str(items)
+    elif stand_ins:
+        frame = _load_items(run, data_root)
         sources["items"] = "the dataset files, through the load stage's functions"
-    items = items.drop(columns=["gold"], errors="ignore")
-    n = len(items)
-    embeddings = np.load(paths.embeddings) if paths.embeddings.exists() else None
-    if embeddings is not None and len(embeddings) == n:
-        sources["embeddings"] = str(paths.embeddings)
     else:
+        raise missing(items, "load")
+    frame = frame.drop(columns=["gold"], errors="ignore")
+    n = len(frame)
+    vectors = np.load(embeddings) if embeddings.exists() else None
+    if vectors is not None and len(vectors) == n:
+        sources["embeddings"] = str(embeddings)
+    elif stand_ins:
         vectors = np.random.default_rng([run.seed, 19]).normal(size=(n, 16))
-        embeddings = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+        vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
         sources["embeddings"] = "stand-in random vectors (no embeddings.npy yet): counts exact, context texts drawn"
-    rounds = int(run.section("base")["rounds"])
-    groups = pd.read_parquet(paths.groups) if paths.groups.exists() else None
-    if groups is not None and int(groups["item_id"].max()) < n and set(groups["round"]) >= set(range(1, rounds + 1)):
-        sources["groups"] = str(paths.groups)
     else:
-        groups = make_groups(embeddings, GroupConfig.from_params(run.section("group")), rounds, run.seed)
+        why = "is missing" if vectors is None else f"has {len(vectors)} rows for {n} items"
+        raise missing(embeddings, "embed", why)
+    rounds = int(run.section("base")["rounds"])
+    grouped = pd.read_parquet(groups) if groups.exists() else None
+    if grouped is not None and int(grouped["item_id"].max()) < n and set(grouped["round"]) >= set(range(1, rounds + 1)):
+        sources["groups"] = str(groups)
+    elif stand_ins:
+        grouped = make_groups(vectors, GroupConfig.from_params(run.section("group")), rounds, run.seed)
         sources["groups"] = "the group stage's function over the embeddings above"
+    else:
+        why = "is missing" if grouped is None else f"does not fit {n} items and {rounds} rounds"
+        raise missing(groups, "group", why)
     oracle = oracle_config(run)
     inputs = RunInputs(
-        items=items,
-        groups=groups,
-        embeddings=embeddings,
+        items=frame,
+        groups=grouped,
+        embeddings=vectors,
         templates=templates(run),
         oracle=oracle.name,
         n_ctx=None if oracle.kind == "simulated" else oracle.n_ctx,
@@ -172,6 +196,25 @@ def load_inputs(run: RunConfig, paths: RunPaths, data_root: Path = Path(".")) ->
         chat=oracle.endpoint == "chat",
     )
     return inputs, sources
+
+
+def plan_run(
+    run: RunConfig,
+    items: Path,
+    embeddings: Path,
+    groups: Path,
+    time: CallTime | None = None,
+    price_per_1k_tokens: float | None = None,
+    *,
+    stand_ins: bool = True,
+) -> tuple[pd.DataFrame, RunInputs, dict[str, str]]:
+    """A run's plan from its files (:func:`load_inputs`, then :func:`plan_costs`; ``time``: the oracle's defaults
+    when None), with the inputs and where they came from: how ``python -m elicit.cost`` and the report plan a run."""
+    from elicit.stages._oracle import oracle_config
+
+    inputs, sources = load_inputs(run, items, embeddings, groups, stand_ins=stand_ins)
+    time = time or call_time(oracle_config(run))
+    return plan_costs(run, inputs, time, price_per_1k_tokens), inputs, sources
 
 
 def _load_items(run: RunConfig, data_root: Path) -> pd.DataFrame:
@@ -245,8 +288,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     oracle = oracle_config(run)
     time = call_time(oracle, args.seconds_per_call, args.seconds_per_shot)
-    inputs, sources = load_inputs(run, paths)
-    planned = plan_costs(run, inputs, time, args.price_per_1k_tokens)
+    planned, inputs, sources = plan_run(
+        run, paths.items, paths.embeddings, paths.groups, time, args.price_per_1k_tokens
+    )
     compared = planned_vs_actual(planned, actual_costs(paths.dir)) if args.compare else None
     if args.json:
         out: dict[str, Any] = {
@@ -279,6 +323,7 @@ __all__ = [
     "load_inputs",
     "main",
     "plan_costs",
+    "plan_run",
     "planned_vs_actual",
 ]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -43,34 +44,45 @@ def _rows(path: Path) -> tuple[int, float]:
     return n, float(tok.sum()) if tok.notna().any() and tok.sum() > 0 else math.nan
 
 
-def _stage(run_dir: Path, job: str) -> str:
-    """The job's name now: a run built before ICM's rename wrote the budget variant as ``icm`` (labels/icm/); its
-    energy traces lack the faithful search's ``batch`` column, and it is counted as ``icm_budget``."""
-    if job != "icm":
-        return job
-    traces = sorted((run_dir / "labels" / "icm").glob("seed*.energy.parquet"))
-    return "icm_budget" if traces and "batch" not in pq.read_schema(traces[0]).names else job
+def _stage(folder: Path) -> str:
+    """The job of a label folder now: a run built before ICM's rename wrote the budget variant as ``icm``
+    (labels/icm/); its energy traces lack the faithful search's ``batch`` column, and it is counted as
+    ``icm_budget``."""
+    if folder.name != "icm":
+        return folder.name
+    traces = sorted(folder.glob("seed*.energy.parquet"))
+    return "icm_budget" if traces and "batch" not in pq.read_schema(traces[0]).names else folder.name
 
 
-def actual_costs(run_dir: Path | str) -> pd.DataFrame:
+def actual_costs(
+    run_dir: Path | str, predictions: Sequence[Path] | None = None, labels: Sequence[Path] | None = None
+) -> pd.DataFrame:
     """One row per oracle job of ``results/<run>/`` that left a record: queries asked (rows of the files it wrote),
     fresh oracle calls, cache hits, prompt tokens (the rows' API usage, else the telemetry's; NaN when none is
-    reported, as for the simulator) and wall time. Jobs without telemetry have NaN calls and time."""
+    reported, as for the simulator) and wall time. Jobs without telemetry have NaN calls and time.
+
+    ``predictions`` (``round<r>/predictions.parquet`` files) and ``labels`` (label folders, whose ``calls.parquet``
+    is read where there is one) name the rows to read, as a stage's declared inputs; None: every one under
+    ``run_dir``. Telemetry is always every ``telemetry/*.json`` of the run (a record, never a declared input)."""
     run_dir = Path(run_dir)
+    rounds = sorted(run_dir.glob("round*/predictions.parquet")) if predictions is None else list(predictions)
+    folders = sorted(d for d in run_dir.glob("labels/*") if d.is_dir()) if labels is None else list(labels)
+    by_name = {d.name: d for d in folders}
     found: dict[str, dict[str, float]] = {}
     for f in sorted((run_dir / "telemetry").glob("*.json")):
         rec = json.loads(f.read_text())
         if "calls" not in rec:
             continue  # not an oracle job
         tokens = float(rec.get("prompt_tokens") or 0)
-        found[_stage(run_dir, str(rec.get("job") or f.stem))] = {
+        job = str(rec.get("job") or f.stem)
+        found[_stage(by_name.get(job, run_dir / "labels" / job)) if job == "icm" else job] = {
             "calls": float(rec["calls"]),
             "cache_hits": float(rec.get("cache_hits") or 0),
             "prompt_tokens": tokens if tokens > 0 else math.nan,
             "wall_s": float(rec.get("wall_s") or math.nan),
         }
-    files = [(f"query.{p.parent.name}", p) for p in sorted(run_dir.glob("round*/predictions.parquet"))]
-    files += [(_stage(run_dir, p.parent.name), p) for p in sorted(run_dir.glob("labels/*/calls.parquet"))]
+    files = [(f"query.{p.parent.name}", p) for p in rounds]
+    files += [(_stage(d), d / "calls.parquet") for d in folders if (d / "calls.parquet").is_file()]
     for stage, path in files:
         n, tokens = _rows(path)
         rec = found.setdefault(stage, {})

@@ -22,7 +22,9 @@ back to its items.
 The estimate (``export/estimate.json``): how good the exported labels are expected to be without gold, from
 :mod:`elicit.evaluate.goldfree` (``selected``'s rows of ``metrics.parquet``): ``est_accuracy`` with its 95 %
 interval ``est_low``/``est_high``, the answers it was calibrated on (``calibrated_on``, or "uncalibrated"), and the
-assumption it rests on. No gold number is exported.
+assumption it rests on. With a ``gold_budget`` of k items, also the PPI estimates (:mod:`elicit.evaluate.ppi`) of
+accuracy (``ppi_accuracy``, ``ppi_low``, ``ppi_high``) and class balance (``ppi_balance*``), valid without that
+assumption, and ``gold_budget`` = k. No other gold number is exported.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import pandas as pd
 
 from elicit.contracts import ConsistencyRule
 from elicit.evaluate import ASSUMPTION, ESTIMATE, EXPORTED, MEAN_SEED, metric_row, seed_mean_p, source_name
+from elicit.evaluate.ppi import BUDGET_ITEMS, PPI_ACCURACY, PPI_BALANCE
 
 
 def _mean_labels(labels: pd.DataFrame | Mapping[int, pd.DataFrame], ids: np.ndarray) -> np.ndarray:
@@ -153,7 +156,7 @@ def estimate_record(metrics: pd.DataFrame) -> dict[str, Any]:
         return {**record, "est_accuracy": None, "note": "no gold-free estimate in metrics.parquet; re-run evaluate"}
     source = metric_row(metrics, EXPORTED, "est_source", MEAN_SEED)
     items = metric_row(metrics, EXPORTED, "est_heldout_items", MEAN_SEED)
-    return {
+    record = {
         **record,
         "est_accuracy": round(est.value, 6),
         "est_low": round(est.ci_low, 6),
@@ -161,3 +164,15 @@ def estimate_record(metrics: pd.DataFrame) -> dict[str, Any]:
         "calibrated_on": source_name(source.value if source is not None else None),
         "heldout_items": int(items.value) if items is not None else 0,
     }
+    budget = metric_row(metrics, EXPORTED, BUDGET_ITEMS, MEAN_SEED)
+    if budget is not None:
+        record["gold_budget"] = int(budget.value)
+        for metric, key in ((PPI_ACCURACY, "ppi_accuracy"), (PPI_BALANCE, "ppi_balance")):
+            row = metric_row(metrics, EXPORTED, metric, MEAN_SEED)
+            if row is not None:
+                record |= {
+                    key: round(row.value, 6),
+                    f"{key}_low": round(row.ci_low, 6),
+                    f"{key}_high": round(row.ci_high, 6),
+                }
+    return record

@@ -51,6 +51,7 @@ from elicit.params_types import (
     fail,
 )
 from elicit.plan import BudgetConfig
+from elicit.protocol import ProtocolConfig
 from elicit.report import ReportConfig
 
 MODEL = ConfigDict(**SECTION, frozen=True)
@@ -64,7 +65,7 @@ def optional(description: str) -> Any:
 
 Seed = Annotated[Int, Field(ge=0)]
 Overridable = Literal[
-    "base", "embed", "group", "hygiene", "budget", "optimize", "baselines", "evaluate", "report", "oracle"
+    "base", "embed", "group", "hygiene", "budget", "optimize", "baselines", "evaluate", "report", "oracle", "protocol"
 ]
 """Sections a run may override for itself (``runs.<run>.overrides``)."""
 
@@ -152,6 +153,14 @@ class RunEntry(BaseModel):
         lt=1,
         description="share of label 1 the sample is drawn to (gold-stratified, in load only); null = as drawn",
     )
+    gold_budget: Int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "items whose gold the pipeline may read (a seeded random sample chosen without gold; elicit.gold_budget): "
+            "PPI intervals and a gold-checked config choice; left out of every evaluation metric. 0 = none"
+        ),
+    )
     overrides: dict[Overridable, Any] = Field(
         default_factory=dict,
         description=(
@@ -229,6 +238,9 @@ class Params(BaseModel):
     baselines: BaselinesSection = optional("the methods the labels are compared with")
     evaluate: EvaluateConfig = optional("metrics against gold and their bootstrap intervals")
     report: ReportConfig = optional("the HTML report of a run")
+    protocol: ProtocolConfig = optional(
+        "the ICM paper's evaluation of every label set as many-shot demonstrations for a test half; opt-in"
+    )
     study: StudySection = optional("the results study (study.yaml): its runs and the ones that get ablations")
 
     @model_validator(mode="before")

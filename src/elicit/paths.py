@@ -19,6 +19,8 @@ RUN_DIR = "results/{run}"
 """One run's folder; every template of a run is under it."""
 ITEMS = RUN_DIR + "/items.parquet"
 HYGIENE = RUN_DIR + "/hygiene.json"
+GOLD_BUDGET = RUN_DIR + "/gold_budget.parquet"
+"""the gold-budget items and their gold, written by load (empty without ``gold_budget``; ``elicit.gold_budget``)."""
 """duplicate counts of the load stage (``elicit.hygiene``), next to items.parquet."""
 EMBEDDINGS = RUN_DIR + "/embeddings.npy"
 GROUPS = RUN_DIR + "/groups.parquet"
@@ -37,6 +39,8 @@ RESOLVED = RUN_DIR + "/params.resolved.yaml"
 """the run's resolved params (its overrides merged, no description), written with the report and shown in it."""
 EXPORT = RUN_DIR + "/export"
 ABLATION = RUN_DIR + "/ablation"
+PROTOCOL = RUN_DIR + "/protocol"
+"""the ICM paper's many-shot evaluation of every label set (opt-in, ``elicit.protocol``): accuracy, calls, split."""
 TELEMETRY = RUN_DIR + "/telemetry/{job}.json"
 """wall time, oracle calls and cache hits of one job: a record of how it ran, read by report, summary and study for
 costs and time only, and deliberately no declared input or output of any job (see ``elicit.pipeline``)."""
@@ -49,6 +53,7 @@ STUDY_HTML = "results/study/summary.html"
 STUDY_MARKDOWN = "docs/results.md"
 STUDY_NOTES = "docs/results_notes.md"
 STUDY_COST_FIGURE = "docs/figures/cost_efficiency.png"
+STUDY_EQUAL_COST_FIGURE = "docs/figures/equal_cost.png"
 
 # Beside the results: one log and one benchmark per Snakemake job ({job} as in ``elicit.pipeline``)
 LOG = "logs/{run}/{job}.log"
@@ -56,7 +61,7 @@ BENCHMARK = "benchmarks/runs/{run}/{job}.tsv"
 SHARED_LOG = "logs/{job}.log"
 SHARED_BENCHMARK = "benchmarks/runs/{job}.tsv"
 
-FOLDERS = frozenset({LABELS, PLOTS, EXPORT, ABLATION})
+FOLDERS = frozenset({LABELS, PLOTS, EXPORT, ABLATION, PROTOCOL})
 """Templates of folders (Snakemake ``directory()`` outputs); every other template is a file."""
 
 _FIELD = re.compile(r"\{(\w+)\}")
@@ -97,6 +102,10 @@ class RunPaths:
     @property
     def hygiene(self) -> Path:
         return self.at(HYGIENE)
+
+    @property
+    def gold_budget(self) -> Path:
+        return self.at(GOLD_BUDGET)
 
     @property
     def embeddings(self) -> Path:
@@ -157,6 +166,10 @@ class RunPaths:
     @property
     def ablation(self) -> Path:
         return self.at(ABLATION)
+
+    @property
+    def protocol(self) -> Path:
+        return self.at(PROTOCOL)
 
     def telemetry(self, job: str) -> Path:
         return self.at(TELEMETRY, job=job)

@@ -36,6 +36,7 @@ from elicit.paths import (
     EMBEDDINGS,
     EXPORT,
     FIT,
+    GOLD_BUDGET,
     GROUPS,
     HYGIENE,
     ITEMS,
@@ -47,6 +48,7 @@ from elicit.paths import (
     PLOTS,
     PREDICTIONS,
     PRIORS,
+    PROTOCOL,
     REPORT,
     RESOLVED,
     SELECTION,
@@ -54,6 +56,7 @@ from elicit.paths import (
     SHARED_LOG,
     STUDY,
     STUDY_COST_FIGURE,
+    STUDY_EQUAL_COST_FIGURE,
     STUDY_HTML,
     STUDY_MARKDOWN,
     STUDY_NOTES,
@@ -138,6 +141,12 @@ def baseline_methods(params: dict[str, Any], wc: Wildcards) -> list[str]:
 def icm_enabled(params: dict[str, Any], wc: Wildcards) -> list[str]:
     """The faithful ICM job of a run: one where the run enables it, none otherwise (the rule's ``each``)."""
     return [m for m in baseline_methods(params, wc) if m == "icm"]
+
+
+def protocol_enabled(params: dict[str, Any], wc: Wildcards) -> list[str]:
+    """The protocol job of a run: one where the run enables it (``protocol.enabled``, after its overrides), none
+    otherwise (the rule's ``each``)."""
+    return ["protocol"] if (run_view(params, wc["run"]).section("protocol") or {}).get("enabled") else []
 
 
 def label_methods(params: dict[str, Any], wc: Wildcards) -> list[str]:
@@ -299,7 +308,12 @@ ROUND0 = fill(PREDICTIONS, r=0)
 RULES: dict[str, Rule] = {
     r.name: r
     for r in (
-        Rule("load", {}, {"out": ITEMS, "hygiene": HYGIENE}, reads=lambda p, wc: data_file(p, wc["run"])),
+        Rule(
+            "load",
+            {},
+            {"out": ITEMS, "hygiene": HYGIENE, "budget": GOLD_BUDGET},
+            reads=lambda p, wc: data_file(p, wc["run"]),
+        ),
         Rule("embed", {"items": ITEMS}, {"out": EMBEDDINGS}),
         Rule("group", {"embeddings": EMBEDDINGS}, {"out": GROUPS}),
         Rule(
@@ -346,7 +360,13 @@ RULES: dict[str, Rule] = {
         ),
         Rule(
             "select",
-            {"items": ITEMS, "priors": PRIORS, "tuples": TUPLES, "labels": each(LABELS, method=config_names)},
+            {
+                "items": ITEMS,
+                "priors": PRIORS,
+                "tuples": TUPLES,
+                "labels": each(LABELS, method=config_names),
+                "budget": GOLD_BUDGET,  # the gold-budget items' gold, the only gold select may read
+            },
             {"out": SELECTED, "selection": SELECTION},
         ),
         Rule(
@@ -380,8 +400,20 @@ RULES: dict[str, Rule] = {
                 "labels": each(LABELS, method=label_methods),
                 "predictions": each(PREDICTIONS, r=few_shot_rounds),  # held-out answers of the gold-free estimate
                 "embeddings": simulator_embeddings,
+                "budget": GOLD_BUDGET,  # left out of every metric; its gold gives the PPI intervals
             },
             {"out": METRICS, "json": METRICS_JSON},
+        ),
+        Rule(  # opt-in: the ICM paper's many-shot evaluation of every label set; no job unless the run enables it
+            "protocol",
+            {
+                "items": ITEMS,
+                "embeddings": simulator_embeddings,
+                "labels": each(LABELS, method=label_methods),
+                "budget": GOLD_BUDGET,
+            },
+            {"out": PROTOCOL},
+            each={"protocol": protocol_enabled},
         ),
         Rule(
             "report",
@@ -392,13 +424,20 @@ RULES: dict[str, Rule] = {
                 "predictions": each(PREDICTIONS, r=all_rounds),
                 "selection": SELECTION,
                 "hygiene": HYGIENE,
+                "budget": GOLD_BUDGET,
+                "embeddings": EMBEDDINGS,  # with items and groups: the oracle-call plan beside what the jobs did
+                "groups": GROUPS,
             },
             {"out": REPORT, "plots": PLOTS, "resolved": RESOLVED},
         ),
         Rule("export", {"items": ITEMS, "labels": SELECTED, "metrics": METRICS}, {"out": EXPORT}),
         Rule(
             "summary",
-            {"metrics": over_runs(METRICS, "summary"), "items": over_runs(ITEMS, "summary")},
+            {
+                "metrics": over_runs(METRICS, "summary"),
+                "items": over_runs(ITEMS, "summary"),
+                "selection": over_runs(SELECTION, "summary"),  # each run's indeterminacy signals, for its verdict
+            },
             {"out": SUMMARY, "html": SUMMARY_HTML},
             args={"runs": listed("summary")},
             per_run=False,
@@ -415,7 +454,13 @@ RULES: dict[str, Rule] = {
                 "ablations": over_runs(ABLATION, "study", "ablate"),
                 "notes": STUDY_NOTES,
             },
-            {"out": STUDY, "html": STUDY_HTML, "markdown": STUDY_MARKDOWN, "cost-figure": STUDY_COST_FIGURE},
+            {
+                "out": STUDY,
+                "html": STUDY_HTML,
+                "markdown": STUDY_MARKDOWN,
+                "cost-figure": STUDY_COST_FIGURE,
+                "equal-cost-figure": STUDY_EQUAL_COST_FIGURE,
+            },
             args={"runs": listed("study"), "ablate": listed("study", "ablate")},
             after=over_runs(REPORT, "study"),
             per_run=False,

@@ -20,6 +20,7 @@ import pandas as pd
 from pydantic import Field
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
+from elicit.cost_table import report_rows
 from elicit.evaluate import MISSING_WARN, gold_counts, headline, missing_answers, missing_warnings, verdict
 from elicit.params_types import SECTION, Int, Str, build, typed
 from elicit.plots import PLOT_TITLES
@@ -100,11 +101,16 @@ def render_report(
     costs: Mapping[str, Mapping[str, Any]] | None = None,
     predictions: pd.DataFrame | None = None,
     calls: Mapping[str, pd.DataFrame] | None = None,
+    planned: pd.DataFrame | None = None,
+    actual: pd.DataFrame | None = None,
+    unplanned_why: str | None = None,
 ) -> str:
     """The whole report as one HTML string (no external references; images as data URIs).
 
     It opens with the gold-free estimate of the selected labels' accuracy, then the verdict. ``predictions`` (all
     query rounds) and ``calls`` (method -> its own oracle calls) feed the missing-answers table and its warnings.
+    ``planned`` (:func:`elicit.cost.plan_costs`) and ``actual`` (:func:`elicit.cost_actual.actual_costs`) the
+    planned-vs-actual table of the oracle jobs; without a plan, ``unplanned_why`` says why in one line.
     """
     metrics = metrics_or_empty(metrics)
     diagnostics = diagnostics or {}
@@ -154,6 +160,7 @@ def render_report(
         "answers": answers,
         "missing_warn": MISSING_WARN,
         "costs": [{"method": m, **c} for m, c in sorted((costs or {}).items())],
+        "plan_check": _plan_check(str(card.get("run") or "<run>"), planned, actual, unplanned_why),
         "nuisance": nuisance_summary(nuisance, sel, n_items),
         "selection": {
             "selected": sel.get("selected"),
@@ -173,6 +180,18 @@ def render_report(
     return _env().get_template("report.html.j2").render(**context)
 
 
+def _plan_check(run: str, planned: pd.DataFrame | None, actual: pd.DataFrame | None, why: str | None) -> dict[str, Any]:
+    """The planned-vs-actual section's context: rows and the total line, or (no rows) why it is not available."""
+    out: dict[str, Any] = {"run": run, "rows": [], "total": "", "missing": ""}
+    if planned is None:
+        out["missing"] = why or "no plan was passed to the report"
+    elif actual is None or actual.empty:
+        out["missing"] = "no record of what the run's oracle jobs did (no predictions, calls or telemetry)"
+    else:
+        out["rows"], out["total"] = report_rows(planned, actual)
+    return out
+
+
 def _n_items(card: Mapping[str, Any]) -> int | None:
     """The run's item count from its card (None when absent or not a number)."""
     n = card.get("n")
@@ -182,15 +201,23 @@ def _n_items(card: Mapping[str, Any]) -> int | None:
 
 
 def render_summary(
-    runs: Sequence[tuple[Mapping[str, Any], pd.DataFrame]], *, title: str = "Elicitation summary"
+    runs: Sequence[tuple[Mapping[str, Any], pd.DataFrame]],
+    *,
+    title: str = "Elicitation summary",
+    selections: Sequence[Mapping[str, Any] | None] | None = None,
 ) -> tuple[pd.DataFrame, str]:
     """``results/summary.{parquet,html}``: :func:`~elicit.report_tables.summary_table`, and one HTML page with a
-    section per run."""
+    section per run. ``selections``: each run's ``selection.json`` (None: not read), in the order of ``runs``, so a
+    section's headline is its report's, INDETERMINATE included."""
     df = summary_table(runs)
+    chosen = list(selections) if selections is not None else [None] * len(runs)
+    if len(chosen) != len(runs):
+        raise ValueError(f"render_summary: {len(chosen)} selections for {len(runs)} runs; pass one per run")
     sections = []
-    for card, metrics in runs:
+    for (card, metrics), selection in zip(runs, chosen, strict=True):
         run = str(card.get("run", "?"))
         sub = df[df["run"] == run]
+        m = metrics_or_empty(metrics)
         sections.append(
             {
                 "run": run,
@@ -198,9 +225,9 @@ def render_summary(
                 "oracle": card.get("oracle") or "–",
                 "model": card.get("model") or "–",
                 "n": card.get("n") if card.get("n") is not None else "–",
-                "estimate": estimate_block(metrics_or_empty(metrics)),
-                "headline": headline_box(headline(metrics_or_empty(metrics), n_items=_n_items(card))),
-                "verdict": verdict(metrics_or_empty(metrics), n_items=_n_items(card)).split("\n"),
+                "estimate": estimate_block(m, selection),
+                "headline": headline_box(headline(m, selection, n_items=_n_items(card))),
+                "verdict": verdict(m, selection, n_items=_n_items(card)).split("\n"),
                 "rows": sub.to_dict(orient="records"),
             }
         )

@@ -24,6 +24,7 @@ from elicit.evaluate import (
     metric_row,
     source_name,
 )
+from elicit.evaluate.ppi import BUDGET_ACCURACY, BUDGET_ITEMS, PPI_ACCURACY, PPI_BALANCE
 from elicit.report_tables import finite
 from elicit.verdicts import RunVerdict, min_items, too_few_items
 
@@ -56,6 +57,48 @@ than 5 points on average, about the half-width of an accuracy interval at a few 
 def _source_words(source: str, items: int) -> str:
     where = "the few-shot rounds" if source == FEW_SHOT_ROUNDS else f"{source}'s own calls"
     return f"the oracle's answers in {where} ({items} items), which these labels were not computed from"
+
+
+def budget_sentences(
+    metrics: pd.DataFrame, target: str, free: Mapping[str, Any], selection: Mapping[str, Any] | None
+) -> list[str]:
+    """What the run's gold budget bought (``elicit.gold_budget``, ``elicit.evaluate.ppi``): the PPI estimates beside
+    the gold-free one, the k labels alone, and whether their gold changed the config choice; [] without a budget."""
+    budget = metric_row(metrics, "selected", BUDGET_ITEMS)
+    if budget is None:
+        return []
+    k = int(budget.value)
+    out = []
+    ppi = metric_row(metrics, target, PPI_ACCURACY)
+    alone = metric_row(metrics, target, BUDGET_ACCURACY)
+    if ppi is not None:
+        out.append(
+            f"With the run's {k} gold labels (gold_budget, left out of every gold metric): {pct(ppi.value, 0)} % "
+            f"(PPI, 95 % interval {pct(ppi.ci_low, 0)}–{pct(ppi.ci_high, 0)} %, {pct(ppi.ci_high - ppi.ci_low, 0)} "
+            f"points wide against the gold-free interval's {pct(free['high'] - free['low'], 0)}). It needs no "
+            "assumption about the model's beliefs: where the two disagree, trust this one."
+        )
+    if alone is not None:
+        out.append(
+            f"The {k} labels alone: {pct(alone.value, 0)} % right (95 % interval {pct(alone.ci_low, 0)}–"
+            f"{pct(alone.ci_high, 0)} %)."
+        )
+    balance = metric_row(metrics, target, PPI_BALANCE)
+    if balance is not None:
+        out.append(
+            f"Share of label 1, PPI: {pct(balance.value, 0)} % (95 % interval {pct(balance.ci_low, 0)}–"
+            f"{pct(balance.ci_high, 0)} %)."
+        )
+    check = (selection or {}).get("gold_budget") or {}
+    if check.get("switched"):
+        out.append(
+            f"The budget's gold overruled the gold-free choice of config: {check.get('chosen')} instead of "
+            f"{check.get('gold_free')} (its log-likelihood of the {k} gold labels higher by more than "
+            f"{check.get('switch_z')} standard errors)."
+        )
+    elif check:
+        out.append(f"The budget's gold did not overrule the gold-free choice of config ({check.get('gold_free')}).")
+    return out
 
 
 def estimate_block(metrics: pd.DataFrame, selection: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -111,6 +154,7 @@ def estimate_block(metrics: pd.DataFrame, selection: Mapping[str, Any] | None = 
     if row["gold"] is not None:
         where = "inside" if row["low"] <= row["gold"] <= row["high"] else "outside"
         sentences.append(f"Against gold they score {pct(row['gold'])} %, {where} the estimate's interval.")
+    sentences += budget_sentences(metrics, target, row, selection)
     warning = None
     ece = metric_row(metrics, target, EXPORT_ECE)
     if ece is not None:

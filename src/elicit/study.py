@@ -6,8 +6,10 @@ just asking the model and where they do not. Pure functions on the per-run table
 
 Columns of the compact table, per run: accuracy (seed mean, 95 % paired bootstrap CI) of each method in
 :data:`COLUMNS`, ``gold_best`` = the swept config with the best gold accuracy (an upper bound, never selectable),
-the selected config's PGR and oracle calls, and a verdict from the paired differences of ``selected`` against
-``zero_shot`` and ``few_shot_mean``.
+the selected config's PGR and oracle calls, and the run's verdict: the shared rule (:func:`elicit.verdicts.decide`,
+through :func:`elicit.evaluate.headline`, INDETERMINATE included), with the paired differences of ``selected`` against
+``zero_shot`` and ``few_shot_mean`` as its evidence. The page also compares every method's gold-free accuracy estimate
+with its gold accuracy (:mod:`elicit.study_estimate`).
 """
 
 from __future__ import annotations
@@ -21,8 +23,19 @@ import pandas as pd
 
 from elicit.contracts import STUDY_COLUMNS
 from elicit.evaluate import CHEAP_BASELINES, NUISANCE_WARN, compare, metric_row
+from elicit.indeterminate import fired
 from elicit.replicates import MIN_DRAWS, compare_draws, draw_of, pgr_over_draws, t_interval
 from elicit.report_tables import gold_best_config, summary_table
+from elicit.study_estimate import (
+    EstimateCheck,
+    EstimateRun,
+    estimate_markdown,
+    estimate_vs_truth,
+    n_items,
+    run_verdict,
+    with_run_results,
+)
+from elicit.verdicts import RunVerdict
 
 COLUMNS: tuple[str, ...] = STUDY_COLUMNS
 """One accuracy column per method (the registry's ``in_study`` methods, upper bounds last)."""
@@ -50,8 +63,10 @@ class StudyRun:
 
 
 def long_table(runs: Sequence[StudyRun]) -> pd.DataFrame:
-    """``summary_table`` (one row per run x method) plus oracle calls and tokens, and the gold-best flag."""
+    """``summary_table`` (one row per run x method) with each run's verdict and each method's gold-free estimate
+    (:func:`with_run_results`), plus oracle calls and tokens, and the gold-best flag."""
     df = summary_table([(r.card, r.metrics) for r in runs])
+    df = with_run_results(df, [(r.card, r.metrics, r.selection) for r in runs])
     calls, tokens, best = [], [], []
     by_run = {str(r.card.get("run")): r for r in runs}
     best_of = {run: r.gold_best for run, r in by_run.items()}  # once per run, not per row
@@ -93,20 +108,18 @@ def _cell(metrics: pd.DataFrame, method: str | None) -> str:
     return f"{100 * r.value:.1f} [{100 * r.ci_low:.1f}, {100 * r.ci_high:.1f}]{spread}"
 
 
-def run_verdict(metrics: pd.DataFrame) -> str:
-    """Short verdict of ``selected`` against zero_shot and few_shot_mean (paired 95 % CIs)."""
-    parts = []
+def verdict_cell(metrics: pd.DataFrame, selection: Mapping[str, Any] | None, card: Mapping[str, Any]) -> str:
+    """The study's verdict cell: :func:`run_verdict`, then its evidence (the fired signals of an INDETERMINATE run;
+    otherwise ``selected`` minus each cheap baseline in points, * where the paired 95 % CI excludes 0)."""
+    decided = run_verdict(metrics, selection, card)
+    if decided is RunVerdict.INDETERMINATE:
+        return f"{decided.value} ({', '.join(s.name for s in fired(selection))})"
+    diffs = []
     for ref in CHEAP_BASELINES:
-        c = compare(metrics, "selected", ref)
-        if c is None:
-            continue
-        if c.significant and c.diff > 0:
-            parts.append(f"beats {ref} (+{100 * c.diff:.1f})")
-        elif c.significant:
-            parts.append(f"WORSE than {ref} ({100 * c.diff:.1f})")
-        else:
-            parts.append(f"ties {ref} ({100 * c.diff:+.1f})")
-    return "; ".join(parts) if parts else "no gold: not evaluated"
+        c = compare(metrics, "selected", ref) if not metrics.empty else None
+        if c is not None:
+            diffs.append(f"{ref} {100 * c.diff:+.1f}{'*' if c.significant else ''}")
+    return f"{decided.value} (vs {', '.join(diffs)})" if diffs else decided.value
 
 
 def compact_rows(runs: Sequence[StudyRun]) -> list[dict[str, str]]:
@@ -131,7 +144,7 @@ def compact_rows(runs: Sequence[StudyRun]) -> list[dict[str, str]]:
         row["pgr"] = f"{pgr.value:.2f} [{pgr.ci_low:.2f}, {pgr.ci_high:.2f}]" if pgr else "–"
         calls = (r.costs.get("selected") or {}).get("calls")
         row["calls"] = f"{int(calls):,}" if calls is not None else "–"
-        row["verdict"] = run_verdict(m) if not m.empty else "no gold: not evaluated"
+        row["verdict"] = verdict_cell(m, r.selection, r.card)
         row["wall_min"] = f"{r.wall_s / 60:.1f}" if r.wall_s else "–"
         rows.append(row)
     return rows
@@ -266,17 +279,30 @@ def _ablation_markdown(abl: Sequence[tuple[StudyRun, pd.DataFrame]]) -> list[str
     return lines
 
 
+def estimate_check(runs: Sequence[StudyRun]) -> EstimateCheck:
+    """Every method's gold-free estimate against its gold accuracy, per preset (the run's oracle) and n, over all
+    ``runs`` (each draw one run): :func:`elicit.study_estimate.estimate_vs_truth`."""
+    return estimate_vs_truth(
+        [
+            EstimateRun(str(r.card.get("run")), str(r.card.get("oracle") or "–"), n_items(r.card), r.metrics)
+            for r in runs
+        ]
+    )
+
+
 def markdown(
     runs: Sequence[StudyRun],
     notes: str = "",
     meta: Mapping[str, Any] | None = None,
     groups: Mapping[str, Sequence[StudyRun]] | None = None,
 ) -> str:
-    """``docs/results.md``: the hand-written notes, the verdicts over draws (``groups``: replicated runs), then the
-    single-draw table of every other run, labelled as such."""
+    """``docs/results.md``: the hand-written notes, the verdicts over draws (``groups``: replicated runs), the
+    gold-free estimate against the truth over every run and draw (:func:`estimate_check`), then the single-draw table
+    of every other run, labelled as such."""
     meta = meta or {}
     lines = [notes.rstrip(), ""] if notes.strip() else []
     lines += replicate_markdown(groups or {})
+    lines += estimate_markdown(estimate_check(runs))
     abl = [(r, r.ablation) for r in runs if r.ablation is not None and not r.ablation.empty]
     drawn = {id(r) for group in (groups or {}).values() for r in group}
     runs = [r for r in runs if id(r) not in drawn]
@@ -299,7 +325,9 @@ def markdown(
         ". Accuracy in % (seed mean) with its 95 % paired bootstrap CI and ± the std over restarts where a"
         " method has several seeds; `gold_best` is the swept config with the best gold accuracy: an upper bound,"
         " never selectable; `golden_fewshot` reads gold (reference only). PGR = (selected − zero_shot) /"
-        " (golden_fewshot − zero_shot). Calls = oracle calls behind `selected` (the shared query rounds).",
+        " (golden_fewshot − zero_shot). Calls = oracle calls behind `selected` (the shared query rounds)."
+        " Verdict = the run report's headline (one shared rule), with `selected` minus each cheap baseline in points"
+        " (* where its paired 95 % CI excludes 0), or the gold-free signals that made it indeterminate.",
         "",
     ]
     if meta.get("missing"):
@@ -310,7 +338,7 @@ def markdown(
             "",
         ]
     rows = compact_rows(runs)
-    header = ["run", "n", *COLUMNS, "selected config", "PGR", "calls", "verdict (selected)"]
+    header = ["run", "n", *COLUMNS, "selected config", "PGR", "calls", "verdict (Δ selected − baseline)"]
     body = [
         [r["run"], r["n"], *(r[c] for c in COLUMNS), r["selected_config"], r["pgr"], r["calls"], r["verdict"]]
         for r in rows

@@ -55,6 +55,8 @@ EVALUATE_SOURCES = (
     "src/elicit/evaluate/describe.py",
     "src/elicit/evaluate/goldfree.py",
     "src/elicit/evaluate/answers.py",
+    "src/elicit/evaluate/ppi.py",
+    "src/elicit/gold_budget.py",
     "src/elicit/verdicts.py",
     "src/elicit/indeterminate.py",
 )
@@ -102,6 +104,20 @@ BASELINE_SOURCES = (  # the package's __init__ imports all three; they read the 
 REGISTRY_SOURCES = ("src/elicit/pipeline.py", "src/elicit/tracking.py", *DATASET_SOURCES)
 """The stage registry, which the evaluate and report stages read for a run's label methods and resolved params (its
 load rule reads the dataset config)."""
+COST_SOURCES = (
+    "src/elicit/cost.py",
+    "src/elicit/cost_actual.py",
+    "src/elicit/cost_plan.py",
+    "src/elicit/cost_table.py",
+    "src/elicit/group.py",
+    "src/elicit/hygiene.py",
+    "src/elicit/baselines/icm_official_config.py",
+    "src/elicit/baselines/icm_official_steps.py",
+    *BASELINE_SOURCES,
+    *ORACLE_SOURCES,
+)
+"""The oracle-call plan (``elicit.cost``): the planner and each oracle job's own functions over a dry oracle, which
+the report runs again to show planned vs actual calls."""
 REPORT_SOURCES = (
     "src/elicit/stages/report.py",
     "src/elicit/report.py",
@@ -111,13 +127,14 @@ REPORT_SOURCES = (
     *PLAN_SOURCES,
     *EVALUATE_SOURCES,
     *REGISTRY_SOURCES,
+    *COST_SOURCES,
     "src/elicit/stages/_labels.py",
 )
 """The report stage's module and what it imports; the summary and the study import it for a run's card."""
 
 # Stage name → its own source files: editing one re-runs the stage's jobs. Shared sources are added to every stage.
 STAGE_SOURCES: dict[str, tuple[str, ...]] = {
-    "load": ("src/elicit/stages/load.py", *DATASET_SOURCES, "src/elicit/hygiene.py"),
+    "load": ("src/elicit/stages/load.py", *DATASET_SOURCES, "src/elicit/hygiene.py", "src/elicit/gold_budget.py"),
     "embed": ("src/elicit/stages/embed.py", "src/elicit/embed.py"),
     "group": ("src/elicit/stages/group.py", "src/elicit/group.py"),
     "query": ("src/elicit/stages/query.py", *PLAN_SOURCES, *ORACLE_SOURCES),
@@ -133,6 +150,7 @@ STAGE_SOURCES: dict[str, tuple[str, ...]] = {
     "optimize": ("src/elicit/stages/optimize.py", *OPTIMIZE_SOURCES, *DATASET_SOURCES, "src/elicit/stages/_labels.py"),
     "select": (
         "src/elicit/stages/select.py",
+        "src/elicit/gold_budget.py",
         "src/elicit/indeterminate.py",
         "src/elicit/verdicts.py",
         *OPTIMIZE_SOURCES,
@@ -172,6 +190,14 @@ STAGE_SOURCES: dict[str, tuple[str, ...]] = {
         *ORACLE_SOURCES,
         "src/elicit/stages/_labels.py",
     ),
+    "protocol": (
+        "src/elicit/stages/protocol.py",
+        "src/elicit/protocol.py",
+        *BASELINE_SOURCES,
+        *ORACLE_SOURCES,
+        *REGISTRY_SOURCES,
+        "src/elicit/stages/_labels.py",
+    ),
     "report": (*REPORT_SOURCES, "src/elicit/templates/report.html.j2"),
     "export": (
         "src/elicit/stages/export.py",
@@ -180,7 +206,12 @@ STAGE_SOURCES: dict[str, tuple[str, ...]] = {
         *EVALUATE_SOURCES,
         "src/elicit/stages/_labels.py",
     ),
-    "summary": ("src/elicit/stages/summary.py", *REPORT_SOURCES, "src/elicit/templates/summary.html.j2"),
+    "summary": (
+        "src/elicit/stages/summary.py",
+        "src/elicit/study_estimate.py",
+        *REPORT_SOURCES,
+        "src/elicit/templates/summary.html.j2",
+    ),
     "ablate": (
         "src/elicit/stages/ablate.py",
         "src/elicit/ablation.py",
@@ -192,6 +223,7 @@ STAGE_SOURCES: dict[str, tuple[str, ...]] = {
     "study": (
         "src/elicit/stages/study.py",
         "src/elicit/study.py",
+        "src/elicit/study_estimate.py",
         "src/elicit/study_cost.py",
         "src/elicit/replicates.py",
         *REPORT_SOURCES,
@@ -207,10 +239,12 @@ OPTIMIZE_OWN_KEYS = ("configs", "loop_config", "select")
 RUN_FIELDS = "<run>"
 """The run's own fields: ``runs.<run>.{dataset,oracle,n,seed,positive_fraction}`` that its entry sets (``base.seed``
 when it sets no seed) — never its description."""
+GOLD_BUDGET_KEY = "runs.{run}.gold_budget"
+"""The run's gold budget: read by the stages that touch it (load, select, evaluate), so setting it re-runs only them."""
 RESOLVED_ALL = "<resolved>"
 """Everything in the run's resolved params (:func:`resolved_params`)."""
 STAGE_PARAMS: dict[str, tuple[str, ...]] = {
-    "load": (RUN_FIELDS, "hygiene", "datasets.{dataset}"),
+    "load": (RUN_FIELDS, GOLD_BUDGET_KEY, "hygiene", "datasets.{dataset}"),
     "embed": ("embed", RUN_FIELDS),
     "group": ("group", "base.rounds", RUN_FIELDS),
     "query": (*ORACLE_PARAMS, RUN_FIELDS),
@@ -219,7 +253,15 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "fit_loop": ("optimize.loop_config", OPTIMIZE_SHARED, RUN_FIELDS, "datasets.{dataset}"),
     "tuples": (RUN_FIELDS,),
     "optimize": ("optimize.configs.{config}", OPTIMIZE_SHARED, "base.seeds", RUN_FIELDS, "datasets.{dataset}"),
-    "select": ("optimize.select", OPTIMIZE_SHARED, "optimize.configs", "base.seeds", RUN_FIELDS, "datasets.{dataset}"),
+    "select": (
+        "optimize.select",
+        OPTIMIZE_SHARED,
+        "optimize.configs",
+        "base.seeds",
+        RUN_FIELDS,
+        GOLD_BUDGET_KEY,
+        "datasets.{dataset}",
+    ),
     "votes": (RUN_FIELDS,),
     "icm_budget": ("baselines.icm_budget", "baselines.seeds", "base.seeds", *ORACLE_PARAMS, RUN_FIELDS),
     "icm": ("baselines.icm", "baselines.seeds", "base.seeds", *ORACLE_PARAMS, RUN_FIELDS),
@@ -231,7 +273,8 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
         *ORACLE_PARAMS,
         RUN_FIELDS,
     ),
-    "evaluate": ("evaluate", RUN_FIELDS, "datasets.{dataset}", "oracles.{oracle}"),
+    "evaluate": ("evaluate", RUN_FIELDS, GOLD_BUDGET_KEY, "datasets.{dataset}", "oracles.{oracle}"),
+    "protocol": ("protocol", *ORACLE_PARAMS, RUN_FIELDS),
     "report": (RESOLVED_ALL,),
     "export": (RUN_FIELDS, "datasets.{dataset}"),
     "summary": ("summary", "<summary runs>"),
@@ -298,9 +341,8 @@ def expand_keys(params: dict[str, Any], stage: str, run: str | None = None, conf
         if key == RUN_FIELDS:
             out += _run_fields(params, str(run))
         elif key == RESOLVED_ALL:
-            out += _run_fields(params, str(run)) + [
-                k.format(**names) for k in ("datasets.{dataset}", "oracles.{oracle}")
-            ]
+            out += _run_fields(params, str(run)) + _with_override(params, run, GOLD_BUDGET_KEY.format(**names))
+            out += [k.format(**names) for k in ("datasets.{dataset}", "oracles.{oracle}")]
             out += [s for s in params if s not in NOT_RUN_SECTIONS]
             out += [f"runs.{run}.overrides"] if entry.get("overrides") else []
         elif key == OPTIMIZE_SHARED:
@@ -341,7 +383,7 @@ def resolved_params(params: dict[str, Any], run: str) -> dict[str, Any]:
     own = {"name": run, "dataset": cfg.dataset, "oracle": cfg.oracle, "n": cfg.n, "seed": cfg.seed}
     sections = [s for s in params if s not in NOT_RUN_SECTIONS] + [s for s in cfg.overrides if s not in params]
     return {
-        "run": dict(own, positive_fraction=cfg.positive_fraction),
+        "run": dict(own, positive_fraction=cfg.positive_fraction, gold_budget=cfg.gold_budget),
         "datasets": {cfg.dataset: cfg.dataset_params},
         "oracles": {cfg.oracle: cfg.oracle_params},
         **{s: cfg.section(s) for s in sections},

@@ -68,3 +68,24 @@ rule summary:
         stage_benchmark("summary"),
     shell:
         stage_command("summary")
+
+
+# The ICM paper's evaluation protocol: a job only in runs with protocol.enabled (no other job reads its output).
+rule protocol:
+    input:
+        **stage_inputs("protocol"),
+    output:
+        **stage_outputs("protocol"),
+    params:
+        tracked=tracked("protocol"),
+    resources:
+        oracle=oracle_slots,
+    threads: 2
+    conda:
+        "../envs/elicit.yaml"
+    log:
+        stage_log("protocol"),
+    benchmark:
+        stage_benchmark("protocol"),
+    shell:
+        stage_command("protocol")

@@ -1,6 +1,7 @@
 """evaluate: every method's labels against gold → ``metrics.parquet`` + ``metrics.json`` (with bootstrap CIs, PGR and
 gold-free diagnostics), and each method's gold-free accuracy estimate, calibrated on the few-shot rounds' answers or
-the baselines' own calls (a run without gold gets only the diagnostics and the estimates)."""
+the baselines' own calls (a run without gold gets only the diagnostics and the estimates). With a ``gold_budget``,
+its items are left out of every metric and their gold gives PPI intervals (``elicit.evaluate.ppi``)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from elicit.evaluate import (
     metrics_json,
     with_estimates,
 )
+from elicit.evaluate.ppi import ppi_rows
+from elicit.gold_budget import read_budget
 from elicit.io import write_json, write_parquet
 from elicit.pipeline import label_methods
 from elicit.stages import _cli
@@ -35,6 +38,7 @@ def run() -> None:
     p.add_argument(
         "--predictions", type=Path, nargs="*", help="round{r}/predictions.parquet of the few-shot rounds (r >= 1)"
     )
+    p.add_argument("--budget", type=Path, help="gold_budget.parquet: items left out of the metrics, gold for PPI")
     p.add_argument("--out", type=Path, help="metrics.parquet")
     p.add_argument("--json", type=Path, help="metrics.json")
     args = p.parse_args()
@@ -42,11 +46,16 @@ def run() -> None:
     folders = args.labels or [paths.labels_dir(m) for m in label_methods(cfg.params, {"run": cfg.name})]
     with _cli.telemetry(paths.telemetry("evaluate"), "evaluate") as tel:
         items = pd.read_parquet(args.items or paths.items)
+        budget_file = args.budget or paths.gold_budget
+        budget_ids, budget_gold = read_budget(
+            pd.read_parquet(budget_file) if budget_file.exists() else pd.DataFrame({"item_id": [], "gold": []})
+        )
+        scored = items[~items["item_id"].isin(budget_ids)]  # the budget's labels were chosen with its gold
         labels = read_methods(folders)
         ecfg = EvaluateConfig.from_dict(cfg.section("evaluate"))
         rule = DatasetConfig.from_params(cfg.dataset, cfg.dataset_params).consistency
         notes: list[str] = []
-        metrics = evaluate(labels, items, cfg.seed, ecfg.n_boot, ece_bins=ecfg.ece_bins, ci=ecfg.ci, notes=notes)
+        metrics = evaluate(labels, scored, cfg.seed, ecfg.n_boot, ece_bins=ecfg.ece_bins, ci=ecfg.ci, notes=notes)
         rounds = int(cfg.section("base")["rounds"])
         pred_files = (
             args.predictions if args.predictions is not None else [paths.predictions(r) for r in range(1, rounds + 1)]
@@ -54,10 +63,12 @@ def run() -> None:
         answers = read_calls(folders)  # gold-free: held-out answers only, never the gold column
         if pred_files:
             answers[FEW_SHOT_ROUNDS] = pd.concat([read_answers(f) for f in pred_files], ignore_index=True)
+        scored_ids = scored["item_id"].to_numpy()
         estimates = estimate_all(
-            labels, answers, items["item_id"].to_numpy(), seed=cfg.seed, n_boot=ecfg.n_boot, ci=ecfg.ci, notes=notes
+            labels, answers, scored_ids, seed=cfg.seed, n_boot=ecfg.n_boot, ci=ecfg.ci, notes=notes
         )
         metrics = with_estimates(metrics, estimate_rows(estimates))
+        metrics = with_estimates(metrics, ppi_rows(labels, estimates, budget_ids, budget_gold, scored_ids, ecfg.ci))
         diag = diagnostics(labels, items, rule)
         diag["notes"] = list(diag.get("notes") or []) + notes
         tel.update(methods=len(labels), rows=len(metrics))

@@ -1,5 +1,6 @@
 """report: metrics, labels, loss curves, predictions and telemetry → ``plots/*.png`` and one self-contained
-``report.html`` that says plainly whether the method won."""
+``report.html`` that says plainly whether the method won, and what the oracle jobs cost against their plan (planned
+again here from the run's items, embeddings and groups, as ``python -m elicit.cost`` plans it)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,11 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from elicit.config import RunConfig
+from elicit.cost import plan_run
+from elicit.cost_actual import actual_costs
 from elicit.datasets import DatasetConfig
+from elicit.errors import ElicitError
 from elicit.evaluate import diagnostics
 from elicit.io import write_text
 from elicit.paths import RunPaths
@@ -41,6 +46,21 @@ def read_telemetry(paths: RunPaths) -> list[dict[str, Any]]:
     input (``elicit.pipeline``), used for costs and time only."""
     pattern = paths.telemetry("*")
     return [json.loads(f.read_text()) for f in sorted(pattern.parent.glob(pattern.name))]
+
+
+def planned_costs(
+    cfg: RunConfig, items: Path, embeddings: Path, groups: Path
+) -> tuple[pd.DataFrame | None, str | None]:
+    """The run's oracle-call plan from its own files (no stand-ins), or None and why not in one line: the report
+    shows planned vs actual when it can and never fails for it."""
+    try:
+        return plan_run(cfg, items, embeddings, groups, stand_ins=False)[0], None
+    except (ElicitError, OSError) as exc:  # an input missing or not this run's, a prompt over n_ctx, bad params
+        _cli.log.warning("report: planned vs actual not available: %s", exc)
+        return None, (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    except Exception as exc:  # a bug in planning: its traceback in the log, never a missing report
+        _cli.log.exception("report: planning the oracle calls of run %s failed", cfg.name)
+        return None, f"planning failed with {type(exc).__name__} (a bug; the traceback is in the report job's log)"
 
 
 def run_card(
@@ -79,6 +99,9 @@ def run() -> None:
     p.add_argument("--predictions", type=Path, nargs="+")
     p.add_argument("--selection", type=Path)
     p.add_argument("--hygiene", type=Path, help="hygiene.json of the load stage (duplicate counts)")
+    p.add_argument("--embeddings", type=Path, help="embeddings.npy: read to plan the oracle calls (planned vs actual)")
+    p.add_argument("--groups", type=Path, help="groups.parquet: read to plan the oracle calls (planned vs actual)")
+    p.add_argument("--budget", type=Path, help="gold_budget.parquet: items whose gold no plot or metric may score")
     p.add_argument("--out", type=Path, help="report.html")
     p.add_argument("--plots", type=Path, help="folder for the PNG plots")
     p.add_argument("--resolved", type=Path, help="params.resolved.yaml: the run's resolved params, shown in the report")
@@ -89,8 +112,13 @@ def run() -> None:
     pred_files = args.predictions or [paths.predictions(r) for r in range(rounds + 1)]
     selection_path = args.selection or paths.selection
     hygiene_path = args.hygiene or paths.hygiene
+    items_path = args.items or paths.items
     with _cli.telemetry(paths.telemetry("report"), "report") as tel:
-        items = pd.read_parquet(args.items or paths.items)
+        items = pd.read_parquet(items_path)
+        budget_path = args.budget or paths.gold_budget
+        if budget_path.exists():  # the budget's labels were chosen with its gold: like evaluate, never score them
+            budget = pd.read_parquet(budget_path, columns=["item_id"])["item_id"]
+            items = items.assign(gold=items["gold"].mask(items["item_id"].isin(budget)))
         metrics = pd.read_parquet(args.metrics or paths.metrics)
         labels = read_methods(folders)
         predictions = pd.concat([pd.read_parquet(f) for f in pred_files], ignore_index=True)
@@ -100,6 +128,10 @@ def run() -> None:
         telemetry = read_telemetry(paths)
         curves, nuisance = _side_files(folders)
         costs = method_costs(labels, telemetry)
+        planned, unplanned_why = planned_costs(
+            cfg, items_path, args.embeddings or paths.embeddings, args.groups or paths.groups
+        )
+        actual = actual_costs(paths.dir, pred_files, folders)
         rcfg = ReportConfig.from_dict(cfg.section("report"))
         rule = DatasetConfig.from_params(cfg.dataset, cfg.dataset_params).consistency
         diag = diagnostics(labels, items, rule)
@@ -133,6 +165,9 @@ def run() -> None:
             costs=costs,
             predictions=predictions,
             calls=read_calls(folders),
+            planned=planned,
+            actual=actual,
+            unplanned_why=unplanned_why,
         )
         write_text(yaml.safe_dump(card["params"], sort_keys=False, allow_unicode=True), args.resolved or paths.resolved)
         write_text(html, args.out or paths.report)

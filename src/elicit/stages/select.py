@@ -1,6 +1,8 @@
 """select: choose one optimize config WITHOUT gold (held-out likelihood of the oracle's own answers, see
 ``elicit.optimize.select``) and copy its labels to ``labels/selected``; the rule's scores, its tie tolerance and
 the gold-free indeterminacy signals of the chosen labels (``elicit.indeterminate``) go to ``selection.json``.
+With a ``gold_budget``, the budget items' gold (``gold_budget.parquet``, never the items' gold column) may overrule
+the gold-free choice when another config explains it better beyond noise (``elicit.gold_budget.choose_with_gold``).
 The gold-best config is reported by evaluate/report only as an upper bound."""
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from elicit import indeterminate
+from elicit.gold_budget import GoldChoice, choose_with_gold, read_budget
 from elicit.io import write_json
 from elicit.optimize import OptimizeSection, select_config
 from elicit.optimize.problem import BALANCE_RANGE, Problem
@@ -63,12 +66,29 @@ def signals(
     return indeterminate.to_json(found, n)
 
 
+def gold_checked(name: str, folders: Mapping[str, Path], budget: Path | None) -> GoldChoice | None:
+    """The gold-budget check of the gold-free choice ``name`` (None without a budget)."""
+    if budget is None or not budget.exists():
+        return None
+    ids, gold = read_budget(pd.read_parquet(budget))
+    if ids.size == 0:
+        return None
+    p = {  # seed-mean p_true, item ids 0..n-1 as everywhere in select
+        c: np.mean([df.sort_values("item_id")["p_true"].to_numpy(dtype=float) for df in read_labels(f).values()], 0)[
+            ids
+        ]
+        for c, f in folders.items()
+    }
+    return choose_with_gold(name, p, gold)
+
+
 def run() -> None:
     p = _cli.parser(__doc__ or "")
     p.add_argument("--items", type=Path)
     p.add_argument("--priors", type=Path)
     p.add_argument("--tuples", type=Path)
     p.add_argument("--labels", type=Path, nargs="+", help="labels/<config> folders of all swept configs")
+    p.add_argument("--budget", type=Path, help="gold_budget.parquet (the only gold select may read)")
     p.add_argument("--out", type=Path, help="labels/selected folder")
     p.add_argument("--selection", type=Path, help="selection.json")
     args = p.parse_args()
@@ -80,6 +100,8 @@ def run() -> None:
         problem, _ = load_problem(cfg, items, priors, args.tuples or paths.tuples)
         seeds = list(cfg.section("base")["seeds"])
         name, scores = select_config(problem, section.configs, seeds=seeds, select=section.select)
+        checked = gold_checked(name, folders, args.budget or paths.gold_budget)
+        name = checked.chosen if checked is not None else name
         out = fresh_dir(args.out or paths.labels_dir("selected"))
         for f in sorted(folders[name].iterdir()):
             if SEED_FILE.match(f.name):
@@ -101,6 +123,7 @@ def run() -> None:
             "details": scores,
             "tie_tolerance": section.select.tie_tolerance,
             "indeterminate": undetermined,
+            "gold_budget": checked.to_json() if checked is not None else None,
             "gold_best": None,  # chosen without gold; evaluate/report name the gold-best config as an upper bound
         }
         write_json(selection, args.selection or paths.selection)

@@ -18,16 +18,36 @@ from elicit.config import load_params, resolve_run
 from elicit.errors import ElicitError
 from elicit.evaluate import SIMULATOR_KEY
 from elicit.io import write_bytes, write_parquet, write_text
-from elicit.paths import STUDY, STUDY_COST_FIGURE, STUDY_HTML, STUDY_MARKDOWN, STUDY_NOTES, RunPaths
+from elicit.paths import (
+    STUDY,
+    STUDY_COST_FIGURE,
+    STUDY_EQUAL_COST_FIGURE,
+    STUDY_HTML,
+    STUDY_MARKDOWN,
+    STUDY_NOTES,
+    RunPaths,
+)
 from elicit.pipeline import listed_runs, study_runs
 from elicit.report import render_summary
 from elicit.report_tables import method_costs
 from elicit.stages import _cli
 from elicit.stages.report import read_telemetry, run_card
 from elicit.study import StudyRun, long_table, markdown, replicate_groups
-from elicit.study_cost import COST_TARGET, cost_markdown, cost_points, plot_cost_efficiency
+from elicit.study_cost import (
+    COST_TARGET,
+    EQUAL_COST_METHODS,
+    EQUAL_COST_TARGET,
+    cost_markdown,
+    cost_points,
+    plot_cost_efficiency,
+)
 
 COMMAND = "uv run snakemake --cores 2 study"
+EQUAL_COST_TITLE = "Equal cost: each method at several budgets, faithful ICM at its natural cost"
+EQUAL_COST_NOTE = (
+    "q = the run's budget level, queries per item per round (the same level sets `icm_budget`'s calls per item and "
+    "`bootstrap_fewshot`'s rounds; faithful `icm` has no budget knob: its natural cost)."
+)
 
 
 @dataclass(frozen=True)
@@ -87,19 +107,37 @@ def run_files(args: argparse.Namespace, names: list[str], ablate: list[str]) -> 
     }
 
 
+def _target(params: dict, target: str) -> list[str]:
+    return study_runs(params, target) if target in ((params.get("study") or {}).get("targets") or {}) else []
+
+
+def _with_budgets(
+    params: dict, chosen: dict[str, list[StudyRun]]
+) -> tuple[dict[str, list[StudyRun]], dict[str, int]]:
+    return chosen, {name: int(resolve_run(params, name).section("budget")["queries_per_item"]) for name in chosen}
+
+
 def cost_groups(params: dict, groups: dict[str, list[StudyRun]]) -> tuple[dict[str, list[StudyRun]], dict[str, int]]:
     """The replicated runs of the cost figure: those on a dataset x oracle that the cost target runs (its own runs
-    and the suite's at the default budget), with each run's queries per item per round."""
-    targets = (params.get("study") or {}).get("targets") or {}
-    cost = study_runs(params, COST_TARGET) if COST_TARGET in targets else []
-    pairs = {(params["runs"][r]["dataset"], params["runs"][r]["oracle"]) for r in cost}
+    and the suite's at the default budget; not the equal-cost target's, which have their own figure), with each
+    run's queries per item per round."""
+    pairs = {(params["runs"][r]["dataset"], params["runs"][r]["oracle"]) for r in _target(params, COST_TARGET)}
+    own = set(_target(params, EQUAL_COST_TARGET))
     chosen = {
         name: group
         for name, group in groups.items()
-        if (str(group[0].card.get("dataset")), str(group[0].card.get("oracle"))) in pairs
+        if (str(group[0].card.get("dataset")), str(group[0].card.get("oracle"))) in pairs and name not in own
     }
-    budget = {name: int(resolve_run(params, name).section("budget")["queries_per_item"]) for name in chosen}
-    return chosen, budget
+    return _with_budgets(params, chosen)
+
+
+def equal_cost_groups(
+    params: dict, groups: dict[str, list[StudyRun]]
+) -> tuple[dict[str, list[StudyRun]], dict[str, int]]:
+    """The replicated runs of the equal-cost figure: the equal-cost target's own, with each run's queries per item
+    per round (its budget level)."""
+    own = set(_target(params, EQUAL_COST_TARGET))
+    return _with_budgets(params, {name: group for name, group in groups.items() if name in own})
 
 
 def run() -> None:
@@ -117,6 +155,9 @@ def run() -> None:
     p.add_argument("--markdown", type=Path, default=Path(STUDY_MARKDOWN))
     p.add_argument("--notes", type=Path, default=Path(STUDY_NOTES), help="hand-written part of the page")
     p.add_argument("--cost-figure", type=Path, default=Path(STUDY_COST_FIGURE), help="the cost-efficiency figure")
+    p.add_argument(
+        "--equal-cost-figure", type=Path, default=Path(STUDY_EQUAL_COST_FIGURE), help="the equal-cost figure"
+    )
     p.add_argument(
         "--allow-missing",
         action="store_true",
@@ -137,7 +178,9 @@ def run() -> None:
         )
     runs = [read_run(name, params, files[name]) for name in names if name not in missing]
     table = long_table(runs)
-    _, html = render_summary([(r.card, r.metrics) for r in runs], title="Elicitation study")
+    _, html = render_summary(
+        [(r.card, r.metrics) for r in runs], title="Elicitation study", selections=[r.selection for r in runs]
+    )
     total = sum(r.wall_s or 0.0 for r in runs)
     notes = args.notes.read_text() if args.notes.exists() else ""
     write_parquet(table, args.out)
@@ -147,7 +190,14 @@ def run() -> None:
     points = cost_points(*cost_groups(params, groups))
     write_bytes(plot_cost_efficiency(points), args.cost_figure)
     figure = os.path.relpath(args.cost_figure, args.markdown.parent)
-    page = markdown(runs, notes, meta, groups=groups).rstrip() + "\n\n" + "\n".join(cost_markdown(points, figure))
+    equal = cost_points(*equal_cost_groups(params, groups), methods=EQUAL_COST_METHODS)
+    write_bytes(plot_cost_efficiency(equal, EQUAL_COST_TITLE, EQUAL_COST_TARGET), args.equal_cost_figure)
+    equal_figure = os.path.relpath(args.equal_cost_figure, args.markdown.parent)
+    sections = [
+        *cost_markdown(points, figure),
+        *cost_markdown(equal, equal_figure, "Equal cost", EQUAL_COST_NOTE),
+    ]
+    page = markdown(runs, notes, meta, groups=groups).rstrip() + "\n\n" + "\n".join(sections)
     write_text(page.rstrip() + "\n", args.markdown)
     _cli.log.info(
         "study of %d runs (%.0f min of jobs) -> %s, %s, %s", len(runs), total / 60, args.out, args.html, args.markdown

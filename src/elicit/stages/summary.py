@@ -1,9 +1,12 @@
 """summary: one table and one page over several runs (``summary.runs``) → ``results/summary.parquet`` and
-``results/summary.html``: accuracy ± CI and PGR of every method, run by run."""
+``results/summary.html``: accuracy ± CI and PGR of every method, run by run, each method's gold-free accuracy
+estimate (``est_accuracy``, ``est_low``, ``est_high``) and each run's verdict (the headline of its report: one shared
+rule, INDETERMINATE read from its ``selection.json``)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -17,6 +20,7 @@ from elicit.paths import SUMMARY, SUMMARY_HTML, RunPaths
 from elicit.report import render_summary
 from elicit.stages import _cli
 from elicit.stages.report import read_telemetry, run_card
+from elicit.study_estimate import with_run_results
 
 
 def run() -> None:
@@ -25,6 +29,9 @@ def run() -> None:
     p.add_argument("--runs", nargs="+", help="runs to summarise (default: summary.runs)")
     p.add_argument("--metrics", type=Path, nargs="+", help="results/<run>/metrics.parquet, in the order of --runs")
     p.add_argument("--items", type=Path, nargs="+", help="results/<run>/items.parquet, in the order of --runs")
+    p.add_argument(
+        "--selection", type=Path, nargs="+", help="results/<run>/selection.json, in the order of --runs (optional)"
+    )
     p.add_argument("--out", type=Path, default=Path(SUMMARY))
     p.add_argument("--html", type=Path, default=Path(SUMMARY_HTML))
     args = p.parse_args()
@@ -33,15 +40,20 @@ def run() -> None:
     names = args.runs or list(params["summary"]["runs"])
     metrics_files = args.metrics or [RunPaths(r).metrics for r in names]
     items_files = args.items or [RunPaths(r).items for r in names]
-    if not len(names) == len(metrics_files) == len(items_files):
-        raise ElicitError("--runs, --metrics and --items must name the same runs in the same order")
-    runs = []
-    for name, metrics_path, items_path in zip(names, metrics_files, items_files, strict=True):
+    selection_files = args.selection or [RunPaths(r).selection for r in names]
+    if not len(names) == len(metrics_files) == len(items_files) == len(selection_files):
+        raise ElicitError("--runs, --metrics, --items and --selection must name the same runs in the same order")
+    runs, selections = [], []
+    for name, metrics_path, items_path, selection_path in zip(
+        names, metrics_files, items_files, selection_files, strict=True
+    ):
         cfg = resolve_run(params, name)
         telemetry = read_telemetry(RunPaths(name))
         card = run_card(cfg, pd.read_parquet(items_path), telemetry)
         runs.append((card, pd.read_parquet(metrics_path)))
-    table, html = render_summary(runs)
+        selections.append(json.loads(selection_path.read_text()) if selection_path.exists() else None)
+    table, html = render_summary(runs, selections=selections)
+    table = with_run_results(table, [(c, m, s) for (c, m), s in zip(runs, selections, strict=True)])
     write_parquet(table, args.out)
     write_text(html, args.html)
     _cli.log.info("summary of %d runs -> %s, %s", len(runs), args.out, args.html)

@@ -191,3 +191,31 @@ def test_the_ablations_of_a_replicated_run_are_on_the_page(ablated) -> None:
     md = markdown(draws, "", {}, groups={"r": draws})
     assert "## Verdicts over whole-pipeline draws" in md and "## Single draws" not in md
     assert "## Ablations of the selected config" in md and "-mutual" in md
+
+
+def test_ablations_over_draws_apply_the_keep_rule() -> None:
+    from elicit.study import ablations_over_draws, ablations_over_draws_markdown
+
+    def draws(oracle: str, deltas: list[float]) -> list[StudyRun]:
+        return [
+            StudyRun(
+                card={"run": f"r_{oracle}_{k}", "oracle": oracle, "n": 500},
+                metrics=pd.DataFrame(),
+                ablation=pd.DataFrame(
+                    {"variant": ["selected", "-prior"], "config": "full", "delta_vs_selected": [0.0, d]}
+                ),
+            )
+            for k, d in enumerate(deltas)
+        ]
+
+    good = {o: draws(o, [0.02, 0.025, 0.03]) for o in ("sim_latent", "sim_mixed", "sim_belief")}
+    rows = ablations_over_draws({**good, "strong": draws("sim_strong", [-0.1, -0.1, -0.1])})
+    (prior,) = rows
+    assert prior.variant == "-prior" and prior.keep == "**passes**"  # the in-family loss is shown, not counted
+    assert prior.cells["sim_latent"][3] == 3 and prior.cells["sim_latent"][0] == pytest.approx(0.025)
+    mixed = {**good, "sim_belief": draws("sim_belief", [0.01, -0.03, 0.0])}
+    (prior,) = ablations_over_draws(mixed)
+    assert prior.keep.startswith("fails (lowest bound")
+    single = {"sim_latent": draws("sim_latent", [0.02])}
+    assert ablations_over_draws(single) == [] and ablations_over_draws_markdown(single) == []
+    assert "keep rule" in "\n".join(ablations_over_draws_markdown(good))

@@ -27,6 +27,7 @@ from elicit.indeterminate import fired
 from elicit.replicates import MIN_DRAWS, compare_draws, draw_of, pgr_over_draws, t_interval
 from elicit.report_tables import gold_best_config, summary_table
 from elicit.study_estimate import (
+    IN_FAMILY,
     EstimateCheck,
     EstimateRun,
     estimate_markdown,
@@ -258,6 +259,89 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]
     return out
 
 
+KEEP_FLOOR = -0.005
+"""The method-improvement keep rule (issue 15): a change becomes the default only if its paired per-draw margin over
+the current default has a lower bound >= KEEP_FLOOR (-0.5 points) on every out-of-family suite preset ..."""
+KEEP_MIN_POSITIVE = 2
+"""... and a lower bound > 0 on at least KEEP_MIN_POSITIVE of them."""
+
+
+@dataclass(frozen=True)
+class AblationOverDraws:
+    """One ablation variant's paired margin over the selected config, per replicated run: t-intervals over draws."""
+
+    variant: str
+    cells: dict[str, tuple[float, float, float, int]]
+    """replicated run -> (mean, low, high, draws) of the per-draw Δ vs selected (fractions)."""
+    keep: str
+    """the keep rule's reading of the variant as a new default."""
+
+
+def ablations_over_draws(groups: Mapping[str, Sequence[StudyRun]]) -> list[AblationOverDraws]:
+    """Each ablation variant's Δ vs the selected config over the draws of each replicated run that has ablations on
+    at least two draws, and the keep rule (:data:`KEEP_FLOOR`, :data:`KEEP_MIN_POSITIVE`) over the runs whose oracle is
+    out of family. Each draw's Δ is a refit of that draw's answers (the variant applied to the draw's selected config,
+    not a re-selection over a changed sweep)."""
+    per_run: dict[str, dict[str, list[float]]] = {}
+    oracle: dict[str, str] = {}
+    for name, draws in groups.items():
+        tables = [r.ablation for r in draws if r.ablation is not None and not r.ablation.empty]
+        if len(tables) < 2:
+            continue
+        oracle[name] = str(draws[0].card.get("oracle") or "")
+        cells: dict[str, list[float]] = {}
+        for t in tables:
+            for v, d in zip(t["variant"].astype(str), t["delta_vs_selected"].astype(float), strict=True):
+                if v != "selected":
+                    cells.setdefault(v, []).append(d)
+        per_run[name] = cells
+    variants = sorted({v for cells in per_run.values() for v in cells})
+    out = []
+    for v in variants:
+        over: dict[str, tuple[float, float, float, int]] = {}
+        for name, by_variant in per_run.items():
+            if v in by_variant and len(by_variant[v]) >= 2:
+                mean, low, high, _ = t_interval(by_variant[v])
+                over[name] = (mean, low, high, len(by_variant[v]))
+        suite = [c for name, c in over.items() if oracle[name] not in IN_FAMILY]
+        if not suite:
+            keep = "no out-of-family run"
+        elif all(c[1] >= KEEP_FLOOR for c in suite) and sum(c[1] > 0 for c in suite) >= KEEP_MIN_POSITIVE:
+            keep = "**passes**"
+        else:
+            worst = min(c[1] for c in suite)
+            positive = sum(c[1] > 0 for c in suite)
+            keep = f"fails (lowest bound {100 * worst:+.1f}; {positive} of {len(suite)} bounds > 0)"
+        out.append(AblationOverDraws(v, over, keep))
+    return out
+
+
+def ablations_over_draws_markdown(groups: Mapping[str, Sequence[StudyRun]]) -> list[str]:
+    """The table of :func:`ablations_over_draws` ([] when no replicated run has ablations on two draws)."""
+    rows = ablations_over_draws(groups)
+    if not rows:
+        return []
+    runs = sorted({name for r in rows for name in r.cells}, key=list(groups).index)
+
+    def cell(c: tuple[float, float, float, int] | None) -> str:
+        return "–" if c is None else f"{100 * c[0]:+.1f} [{100 * c[1]:+.1f}, {100 * c[2]:+.1f}] ({c[3]})"
+
+    body = [[r.variant, *(cell(r.cells.get(name)) for name in runs), r.keep] for r in rows]
+    return [
+        "## Ablations over draws: the keep rule (generated)",
+        "",
+        "Each draw's selected config refitted on that draw's answers with one change (a loss term removed, the "
+        "inverted zero-shot start, one round); Δ = variant − selected in points, the mean over draws with its 95 % "
+        "t-interval (draws). Keep rule for making a change the default: lower bound ≥ "
+        f"{100 * KEEP_FLOOR:+.1f} on every out-of-family suite preset and > 0 on at least {KEEP_MIN_POSITIVE} of them "
+        "(in-family runs shown, not counted). A refit of the selected config only: a passing variant still has to pass "
+        "as a change of the whole sweep before it becomes a default.",
+        "",
+        *_md_table(["variant", *runs, "keep rule"], body),
+        "",
+    ]
+
+
 def _ablation_markdown(abl: Sequence[tuple[StudyRun, pd.DataFrame]]) -> list[str]:
     """The ablations of the selected config: refits of one draw's answers, so paired CIs over items apply (of a
     replicated run, its first draw)."""
@@ -302,8 +386,10 @@ def markdown(
     meta = meta or {}
     lines = [notes.rstrip(), ""] if notes.strip() else []
     lines += replicate_markdown(groups or {})
+    lines += ablations_over_draws_markdown(groups or {})
     lines += estimate_markdown(estimate_check(runs))
-    abl = [(r, r.ablation) for r in runs if r.ablation is not None and not r.ablation.empty]
+    later = {id(r) for group in (groups or {}).values() for r in group[1:]}  # per-draw tables: the first draw only
+    abl = [(r, r.ablation) for r in runs if r.ablation is not None and not r.ablation.empty and id(r) not in later]
     drawn = {id(r) for group in (groups or {}).values() for r in group}
     runs = [r for r in runs if id(r) not in drawn]
     timing = (

@@ -1,5 +1,8 @@
-"""The study's cost-efficiency figure: accuracy against what the labels cost, in oracle calls AND prompt tokens per
-item, for ``selected`` and the cheap baselines, over whole-pipeline draws at several query budgets.
+"""The study's cost figures: accuracy against what the labels cost, in oracle calls AND prompt tokens per item, for
+``selected`` and the baselines, over whole-pipeline draws at several budgets. Two targets make one figure each: ``cost``
+(``selected`` and the cheap baselines at several query budgets, with the suite's runs on the same dataset x oracle)
+and ``equal_cost`` (:data:`EQUAL_COST_METHODS`: ``selected``, the few-shot mean, bootstrapped few-shot and the cheap
+ICM variant each at low / mid / high budget, and faithful ICM at its natural cost: one more point).
 
 Why both axes: methods differ in prompt length (few-shot prompts carry k examples, faithful ICM every labelled item
 of its batch), so a method that looks cheap in calls can be expensive in tokens; on a hosted API tokens are the bill.
@@ -20,12 +23,30 @@ import pandas as pd
 from elicit.replicates import t_interval
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from elicit.study import StudyRun
 
-COST_METHODS: tuple[str, ...] = ("selected", "few_shot_mean", "bootstrap_fewshot", "dawid_skene", "zero_shot")
-"""Drawn in the figure: the fitted labels and the cheap baselines a user would otherwise pick."""
+COST_METHODS: tuple[str, ...] = (
+    "selected",
+    "few_shot_mean",
+    "bootstrap_fewshot",
+    "icm_budget",
+    "icm",
+    "dawid_skene",
+    "zero_shot",
+)
+"""Drawn in the figures: the fitted labels, the cheap baselines a user would otherwise pick, and both ICMs (``icm``,
+the paper's algorithm, only in runs that enable it)."""
+COLOURS: dict[str, str] = dict(
+    zip(COST_METHODS, ("#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#8c564b", "#9467bd", "#7f7f7f"), strict=True)
+)
 COST_TARGET = "cost"
-"""The study target whose runs (and the suite runs on the same dataset and oracle) make the figure."""
+"""The study target whose runs (and the suite runs on the same dataset and oracle) make the cost figure."""
+EQUAL_COST_TARGET = "equal_cost"
+"""The study target whose runs alone make the equal-cost figure (issue 17, item 5)."""
+EQUAL_COST_METHODS: tuple[str, ...] = ("selected", "few_shot_mean", "bootstrap_fewshot", "icm_budget", "icm")
+"""The equal-cost comparison: each at several budgets (faithful ``icm`` at its natural cost only)."""
 
 
 def _seeds(metrics: pd.DataFrame, method: str) -> int:
@@ -94,19 +115,29 @@ def cost_points(
     return pd.DataFrame(rows)
 
 
-def plot_cost_efficiency(points: pd.DataFrame) -> bytes:
+COST_TITLE = "Cost efficiency: accuracy against oracle calls and prompt tokens per item"
+
+
+def plot_cost_efficiency(points: pd.DataFrame, title: str = COST_TITLE, target: str = COST_TARGET) -> bytes:
+    """:func:`cost_figure` as PNG bytes."""
+    from elicit.plots import _png
+
+    return _png(cost_figure(points, title, target))
+
+
+def cost_figure(points: pd.DataFrame, title: str = COST_TITLE, target: str = COST_TARGET) -> Figure:
     """Two panels (calls per item, prompt tokens per item) of accuracy with its interval over draws; one line per
-    method x oracle through the query budgets, the budget written at each point of ``selected``. Always a figure (the
-    study's declared output): with no points it says so."""
-    from elicit.plots import _empty_panel, _new_figure, _png
+    method x oracle through the budgets (a method in one run of each oracle, as faithful ``icm``: one point), the
+    queries per item per round written at each point of ``selected``. Always a figure (the study's declared output):
+    with no points it says which target to build."""
+    from elicit.plots import _empty_panel, _new_figure
 
     fig = _new_figure(12, 4.8)
     axes = fig.subplots(1, 2, sharey=True)
     if points.empty:
         for ax in axes:
-            _empty_panel(ax, "no replicated runs of the cost target built yet")
-        return _png(fig)
-    colours = dict(zip(COST_METHODS, ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#7f7f7f"), strict=True))
+            _empty_panel(ax, f"no replicated runs of the {target} target built yet")
+        return fig
     styles = ("-", "--", ":", "-.")
     oracles = list(dict.fromkeys(points["oracle"]))
     for ax, x, label in zip(
@@ -121,7 +152,7 @@ def plot_cost_efficiency(points: pd.DataFrame) -> bytes:
                 d[x],
                 d["accuracy"] * 100,
                 yerr=yerr,
-                color=colours.get(str(method), "#333333"),
+                color=COLOURS.get(str(method), "#333333"),
                 linestyle=styles[oracles.index(oracle) % len(styles)],
                 marker="o",
                 capsize=3,
@@ -139,27 +170,33 @@ def plot_cost_efficiency(points: pd.DataFrame) -> bytes:
         if not ax.has_data():  # text only: clearing its ticks would clear the shared accuracy axis too
             ax.text(0.5, 0.5, "no prompt-token counts in these runs", ha="center", transform=ax.transAxes)
     axes[0].legend(fontsize=7, loc="lower right")
-    fig.suptitle("Cost efficiency: accuracy against oracle calls and prompt tokens per item")
-    return _png(fig)
+    fig.suptitle(title)
+    return fig
 
 
-def cost_markdown(points: pd.DataFrame, figure: str | None) -> list[str]:
-    """The page's cost section: the figure and its numbers."""
+def cost_markdown(
+    points: pd.DataFrame,
+    figure: str | None,
+    heading: str = "Cost efficiency",
+    budget_note: str = "q = queries per item per round.",
+) -> list[str]:
+    """The page's section of one cost figure: the figure and its numbers (faithful ``icm`` has no budget: q "–")."""
     if points.empty:
         return []
-    lines = ["## Cost efficiency (generated)", ""]
+    lines = [f"## {heading} (generated)", ""]
     if figure:
         lines += [f"![accuracy against oracle calls and prompt tokens per item]({figure})", ""]
     lines += [
         "Accuracy in % (mean over draws, 95 % t-interval over draws); costs per item per labelling (a method with "
         "its own oracle job: that job divided by its restarts; `selected` and the votes: every shared query round). "
-        "q = queries per item per round.",
+        + budget_note,
         "",
         "| run | method | q | draws | accuracy | calls / item | prompt tokens / item |",
         "|---|---|---|---|---|---|---|",
     ]
     for _, r in points.iterrows():
-        q = "–" if r["queries_per_item"] is None or pd.isna(r["queries_per_item"]) else str(int(r["queries_per_item"]))
+        budgetless = r["method"] == "icm" or r["queries_per_item"] is None or pd.isna(r["queries_per_item"])
+        q = "–" if budgetless else str(int(r["queries_per_item"]))
         tokens = "–" if pd.isna(r["tokens_per_item"]) else f"{r['tokens_per_item']:,.0f}"
         calls = "–" if pd.isna(r["calls_per_item"]) else f"{r['calls_per_item']:.1f}"
         lines.append(

@@ -111,9 +111,7 @@ def _target(params: dict, target: str) -> list[str]:
     return study_runs(params, target) if target in ((params.get("study") or {}).get("targets") or {}) else []
 
 
-def _with_budgets(
-    params: dict, chosen: dict[str, list[StudyRun]]
-) -> tuple[dict[str, list[StudyRun]], dict[str, int]]:
+def _with_budgets(params: dict, chosen: dict[str, list[StudyRun]]) -> tuple[dict[str, list[StudyRun]], dict[str, int]]:
     return chosen, {name: int(resolve_run(params, name).section("budget")["queries_per_item"]) for name in chosen}
 
 

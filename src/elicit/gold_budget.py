@@ -11,9 +11,9 @@ DESIGN.md's gold rule, the one exception a user opts into:
   items, stratified by nothing. PPI's interval is valid for a random sample; a sample stratified by the oracle's
   answers would need the answers first and a weighted estimator after. Shuffling every gold label leaves the choice
   unchanged.
-- **Whose gold.** ``load`` (which already reads gold) writes the chosen items' ids and gold to
-  ``gold_budget.parquet`` (:data:`elicit.paths.GOLD_BUDGET`; empty when k = 0). ``select`` reads that file and
-  never the items' gold column, so the gold of every other item stays unread (tested by shuffling it).
+- **Whose gold.** The ``gold_budget`` stage writes the chosen items' ids and gold to ``gold_budget.parquet``
+  (:data:`elicit.paths.GOLD_BUDGET`; empty when k = 0). ``select`` reads that file and never the items' gold column,
+  so the gold of every other item stays unread (tested by shuffling it).
 - **Not evaluated.** ``evaluate`` leaves the budget items out of every metric against gold (accuracy, PGR, ECE,
   the comparisons): the labels were chosen with their gold, so scoring on them would flatter the labels.
 """
@@ -53,7 +53,7 @@ def _rng(seed: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), 0x601D]))
 
 
-def choose(item_ids: Sequence[int] | np.ndarray, k: int, seed: int) -> np.ndarray:
+def choose(item_ids: Sequence[int] | np.ndarray, k: int, seed: int, run: str = "<run>") -> np.ndarray:
     """k item ids drawn without replacement by ``seed`` alone (sorted); k = 0 gives none.
 
     A function of the ids and the seed: nothing an item holds (its gold, its text) moves the choice.
@@ -64,7 +64,7 @@ def choose(item_ids: Sequence[int] | np.ndarray, k: int, seed: int) -> np.ndarra
     if k > ids.size - MIN_EVALUATED:
         raise BudgetError(
             f"gold_budget {k} leaves fewer than {MIN_EVALUATED} of the run's {ids.size} items to evaluate on; "
-            f"set runs.<run>.gold_budget below {ids.size - MIN_EVALUATED + 1} (or raise the run's n)"
+            f"set runs.{run}.gold_budget below {ids.size - MIN_EVALUATED + 1} (or raise the run's n)"
         )
     return np.sort(_rng(seed).choice(ids, size=k, replace=False))
 
@@ -75,12 +75,12 @@ def budget_table(items: pd.DataFrame, k: int, seed: int, run: str = "<run>") -> 
     Reads the gold of the chosen items and of no other; a chosen item without gold is an error naming the fix,
     since PPI needs every budget label.
     """
-    chosen = choose(items["item_id"].to_numpy(), k, seed)
+    chosen = choose(items["item_id"].to_numpy(), k, seed, run)
     rows = items.set_index("item_id").loc[chosen, "gold"] if chosen.size else pd.Series([], dtype="Int8")
     if rows.isna().any():
         raise BudgetError(
-            f"run '{run}': {int(rows.isna().sum())} of the {k} gold_budget items have no gold label; a budget needs "
-            "a dataset with gold for its items (set gold_budget: 0 for a dataset without gold)"
+            f"run '{run}': {int(rows.isna().sum())} of the {k} gold_budget items have no gold label; label them in "
+            "the dataset file (or set gold_budget: 0)"
         )
     return pd.DataFrame(
         {"item_id": chosen.astype(np.int64), "gold": pd.array(rows.to_numpy(dtype=np.int64), dtype="int8")}

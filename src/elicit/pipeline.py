@@ -308,12 +308,8 @@ ROUND0 = fill(PREDICTIONS, r=0)
 RULES: dict[str, Rule] = {
     r.name: r
     for r in (
-        Rule(
-            "load",
-            {},
-            {"out": ITEMS, "hygiene": HYGIENE, "budget": GOLD_BUDGET},
-            reads=lambda p, wc: data_file(p, wc["run"]),
-        ),
+        Rule("load", {}, {"out": ITEMS, "hygiene": HYGIENE}, reads=lambda p, wc: data_file(p, wc["run"])),
+        Rule("gold_budget", {"items": ITEMS}, {"out": GOLD_BUDGET}),
         Rule("embed", {"items": ITEMS}, {"out": EMBEDDINGS}),
         Rule("group", {"embeddings": EMBEDDINGS}, {"out": GROUPS}),
         Rule(
@@ -443,7 +439,11 @@ RULES: dict[str, Rule] = {
             per_run=False,
         ),
         # the study (`snakemake study`): not part of a bare run or of dvc.yaml
-        Rule("ablate", {"items": ITEMS, "priors": PRIORS, "tuples": TUPLES, "selection": SELECTION}, {"out": ABLATION}),
+        Rule(
+            "ablate",
+            {"items": ITEMS, "priors": PRIORS, "tuples": TUPLES, "selection": SELECTION, "budget": GOLD_BUDGET},
+            {"out": ABLATION},
+        ),
         Rule(
             "study",
             {

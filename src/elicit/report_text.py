@@ -94,7 +94,8 @@ def budget_sentences(
         out.append(
             f"The budget's gold overruled the gold-free choice of config: {check.get('chosen')} instead of "
             f"{check.get('gold_free')} (its log-likelihood of the {k} gold labels higher by more than "
-            f"{check.get('switch_z')} standard errors)."
+            f"{check.get('switch_z')} standard errors). The PPI estimate and the {k} labels' accuracy above reuse "
+            "the labels that made this choice, so they lean high."
         )
     elif check:
         out.append(f"The budget's gold did not overrule the gold-free choice of config ({check.get('gold_free')}).")

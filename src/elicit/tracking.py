@@ -134,7 +134,8 @@ REPORT_SOURCES = (
 
 # Stage name → its own source files: editing one re-runs the stage's jobs. Shared sources are added to every stage.
 STAGE_SOURCES: dict[str, tuple[str, ...]] = {
-    "load": ("src/elicit/stages/load.py", *DATASET_SOURCES, "src/elicit/hygiene.py", "src/elicit/gold_budget.py"),
+    "load": ("src/elicit/stages/load.py", *DATASET_SOURCES, "src/elicit/hygiene.py"),
+    "gold_budget": ("src/elicit/stages/gold_budget.py", "src/elicit/gold_budget.py"),
     "embed": ("src/elicit/stages/embed.py", "src/elicit/embed.py"),
     "group": ("src/elicit/stages/group.py", "src/elicit/group.py"),
     "query": ("src/elicit/stages/query.py", *PLAN_SOURCES, *ORACLE_SOURCES),
@@ -240,11 +241,13 @@ RUN_FIELDS = "<run>"
 """The run's own fields: ``runs.<run>.{dataset,oracle,n,seed,positive_fraction}`` that its entry sets (``base.seed``
 when it sets no seed) — never its description."""
 GOLD_BUDGET_KEY = "runs.{run}.gold_budget"
-"""The run's gold budget: read by the stages that touch it (load, select, evaluate), so setting it re-runs only them."""
+"""The run's gold budget: tracked by the gold_budget stage alone; what reads its table (select, evaluate, report)
+re-runs after it, the oracle stages never."""
 RESOLVED_ALL = "<resolved>"
 """Everything in the run's resolved params (:func:`resolved_params`)."""
 STAGE_PARAMS: dict[str, tuple[str, ...]] = {
-    "load": (RUN_FIELDS, GOLD_BUDGET_KEY, "hygiene", "datasets.{dataset}"),
+    "load": (RUN_FIELDS, "hygiene", "datasets.{dataset}"),
+    "gold_budget": (RUN_FIELDS, GOLD_BUDGET_KEY),
     "embed": ("embed", RUN_FIELDS),
     "group": ("group", "base.rounds", RUN_FIELDS),
     "query": (*ORACLE_PARAMS, RUN_FIELDS),
@@ -259,7 +262,6 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
         "optimize.configs",
         "base.seeds",
         RUN_FIELDS,
-        GOLD_BUDGET_KEY,
         "datasets.{dataset}",
     ),
     "votes": (RUN_FIELDS,),
@@ -273,7 +275,7 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
         *ORACLE_PARAMS,
         RUN_FIELDS,
     ),
-    "evaluate": ("evaluate", RUN_FIELDS, GOLD_BUDGET_KEY, "datasets.{dataset}", "oracles.{oracle}"),
+    "evaluate": ("evaluate", RUN_FIELDS, "datasets.{dataset}", "oracles.{oracle}"),
     "protocol": ("protocol", *ORACLE_PARAMS, RUN_FIELDS),
     "report": (RESOLVED_ALL,),
     "export": (RUN_FIELDS, "datasets.{dataset}"),

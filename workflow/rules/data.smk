@@ -18,6 +18,23 @@ rule load:
         stage_command("load")
 
 
+rule gold_budget:
+    input:
+        **stage_inputs("gold_budget"),
+    output:
+        **stage_outputs("gold_budget"),
+    params:
+        tracked=tracked("gold_budget"),
+    conda:
+        "../envs/elicit.yaml"
+    log:
+        stage_log("gold_budget"),
+    benchmark:
+        stage_benchmark("gold_budget"),
+    shell:
+        stage_command("gold_budget")
+
+
 rule embed:
     input:
         **stage_inputs("embed"),

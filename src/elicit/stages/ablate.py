@@ -26,6 +26,7 @@ def run() -> None:
     p.add_argument("--priors", type=Path)
     p.add_argument("--tuples", type=Path)
     p.add_argument("--selection", type=Path, help="selection.json (names the selected config)")
+    p.add_argument("--budget", type=Path, help="gold_budget.parquet: items left out of the scores (as in evaluate)")
     p.add_argument("--out", type=Path, help="folder for ablation.parquet, metrics.parquet and ablation.png")
     args = p.parse_args()
     cfg, paths = _cli.setup(args)
@@ -46,8 +47,11 @@ def run() -> None:
         seeds = list(cfg.section("base")["seeds"])
         labels = run_ablations(todo, tuples, priors, items[list(FIT_COLUMNS)], rule, seeds)
         ecfg = EvaluateConfig.from_dict(cfg.section("evaluate"))
+        budget_path = args.budget or paths.gold_budget
+        budget = pd.read_parquet(budget_path)["item_id"] if budget_path.exists() else pd.Series([], dtype="int64")
+        scored = items[~items["item_id"].isin(budget)]  # the budget's labels were chosen with its gold
         metrics = evaluate(
-            labels, items, cfg.seed, ecfg.n_boot, ece_bins=ecfg.ece_bins, ci=ecfg.ci, references=[SELECTED]
+            labels, scored, cfg.seed, ecfg.n_boot, ece_bins=ecfg.ece_bins, ci=ecfg.ci, references=[SELECTED]
         )
         table = ablation_table(metrics, name)
         for line in describe(table):

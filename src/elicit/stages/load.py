@@ -1,7 +1,6 @@
 """load: dataset files (or the hub) → ``items.parquet``, duplicates flagged or dropped (``hygiene:``, counts in
 ``hygiene.json``, with ``nul_texts``: texts whose NUL bytes were removed), then subsampled by the run's ``n`` and
-seed; with a ``gold_budget``, the budget items and their gold go to ``gold_budget.parquet`` (``elicit.gold_budget``;
-an empty table without one)."""
+seed."""
 
 from __future__ import annotations
 
@@ -9,7 +8,6 @@ import time
 from pathlib import Path
 
 from elicit.datasets import DatasetConfig, load_items, load_other_splits, subsample, validate_items
-from elicit.gold_budget import budget_table
 from elicit.hygiene import HygieneConfig, apply_hygiene, sample_counts, summary_line
 from elicit.io import write_json, write_parquet
 from elicit.stages import _cli
@@ -19,7 +17,6 @@ def run() -> None:
     p = _cli.parser(__doc__ or "")
     p.add_argument("--out", type=Path, help="items.parquet (default results/<run>/items.parquet)")
     p.add_argument("--hygiene", type=Path, help="duplicate counts (default results/<run>/hygiene.json)")
-    p.add_argument("--budget", type=Path, help="gold-budget items (default results/<run>/gold_budget.parquet)")
     p.add_argument("--data-root", type=Path, default=Path("."), help="folder that data paths are relative to")
     args = p.parse_args()
     cfg, paths = _cli.setup(args)
@@ -39,13 +36,10 @@ def run() -> None:
         hygiene["nul_texts"] = cleaned.get("nul_texts", 0)  # texts whose NUL bytes load removed
         items = subsample(items, cfg.n, cfg.seed, cfg.positive_fraction, dataset=cfg.dataset, run=cfg.name)
         validate_items(items)
-        budget = budget_table(items, cfg.gold_budget, cfg.seed, run=cfg.name)
         tel["items"] = len(items)
-        tel["gold_budget"] = len(budget)
         hygiene["sample"] = sample_counts(items)
         write_parquet(items, out)
         write_json(hygiene, args.hygiene or paths.hygiene)
-        write_parquet(budget, args.budget or paths.gold_budget)
     _cli.log.info("load: %d items of dataset '%s' -> %s", len(items), cfg.dataset, out)
 
 

@@ -60,8 +60,9 @@ def test_a_budget_as_large_as_the_run_is_one_clear_error() -> None:
 
 def test_a_budget_item_without_gold_names_the_fix() -> None:
     df = items(20).assign(gold=pd.array([None] * 20, "Int8"))
-    with pytest.raises(BudgetError, match="have no gold label.*gold_budget: 0"):
+    with pytest.raises(BudgetError, match="have no gold label.*gold_budget: 0") as err:
         budget_table(df, 3, seed=0, run="dd")
+    assert list(err.value.unlabelled.index) == choose(df["item_id"], 3, 0).tolist()  # the rows to label
 
 
 def synthetic(n: int, rng: np.random.Generator, informative: bool) -> tuple[np.ndarray, np.ndarray]:

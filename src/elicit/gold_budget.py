@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,11 @@ MIN_EVALUATED = 1
 
 class BudgetError(ElicitError, ValueError):
     """A gold budget that cannot be honoured (larger than the run, or its items lack gold); one line with the fix."""
+
+    def __init__(self, message: str, unlabelled: pd.DataFrame | None = None) -> None:
+        super().__init__(message)
+        self.unlabelled = unlabelled
+        """the chosen items without gold (source_row, text), for the user to label; None for other errors."""
 
 
 def _rng(seed: int) -> np.random.Generator:
@@ -78,17 +84,23 @@ def budget_table(items: pd.DataFrame, k: int, seed: int, run: str = "<run>") -> 
     chosen = choose(items["item_id"].to_numpy(), k, seed, run)
     rows = items.set_index("item_id").loc[chosen, "gold"] if chosen.size else pd.Series([], dtype="Int8")
     if rows.isna().any():
+        missing = items.set_index("item_id").loc[rows.index[rows.isna()]]
         raise BudgetError(
             f"run '{run}': {int(rows.isna().sum())} of the {k} gold_budget items have no gold label; label them in "
-            "the dataset file (or set gold_budget: 0)"
+            "the dataset file (or set gold_budget: 0)",
+            unlabelled=missing[[c for c in ("source_row", "text") if c in missing.columns]],
         )
     return pd.DataFrame(
         {"item_id": chosen.astype(np.int64), "gold": pd.array(rows.to_numpy(dtype=np.int64), dtype="int8")}
     )
 
 
-def read_budget(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(item ids, gold as 0/1 ints) of a ``gold_budget.parquet`` table."""
+def read_budget(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(item ids, gold as 0/1 ints) of a ``gold_budget.parquet`` file; none when it does not exist (a run built
+    before the budget existed). The one reader every stage that leaves the budget out uses."""
+    if not path.exists():
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    df = pd.read_parquet(path)
     return df["item_id"].to_numpy(dtype=np.int64), df["gold"].to_numpy(dtype=np.int64)
 
 
@@ -121,6 +133,12 @@ class GoldChoice:
         }
 
 
+def is_right(p: np.ndarray, gold: np.ndarray) -> np.ndarray:
+    """1.0 where the hard label [p >= 0.5] equals gold, else 0.0 (an unlabelled item, NaN, counts as p = 0.5)."""
+    p = np.asarray(p, dtype=float)
+    return ((np.where(np.isfinite(p), p, 0.5) >= 0.5) == np.asarray(gold)).astype(float)
+
+
 def _loglik(p: np.ndarray, gold: np.ndarray) -> np.ndarray:
     p = np.clip(np.where(np.isfinite(p), p, 0.5), P_CLIP, 1.0 - P_CLIP)
     return np.where(gold == 1, np.log(p), np.log1p(-p))
@@ -136,14 +154,7 @@ def choose_with_gold(gold_free: str, p_budget: Mapping[str, np.ndarray], gold: n
     gold = np.asarray(gold, dtype=np.int64)
     k = int(gold.size)
     ll = {c: _loglik(np.asarray(p, dtype=float), gold) for c, p in p_budget.items()}
-    acc = (
-        {
-            c: float(np.mean((np.nan_to_num(np.asarray(p, dtype=float), nan=0.5) >= 0.5) == gold))
-            for c, p in p_budget.items()
-        }
-        if k
-        else {}
-    )
+    acc = {c: float(is_right(p, gold).mean()) for c, p in p_budget.items()} if k else {}
     z: dict[str, float] = {}
     base = ll.get(gold_free)
     for c, v in ll.items():

@@ -24,19 +24,20 @@ import numpy as np
 import pandas as pd
 
 from elicit.config import load_params, resolve_run
-from elicit.evaluate import FEW_SHOT_ROUNDS, estimate_all
+from elicit.evaluate import estimate_all
 from elicit.evaluate.metrics import seed_mean_p
 from elicit.evaluate.ppi import ppi_mean, right_probability
-from elicit.gold_budget import choose, choose_with_gold
+from elicit.gold_budget import choose, choose_with_gold, is_right
 from elicit.io import write_text
 from elicit.paths import RunPaths
-from elicit.stages._labels import read_answers, read_calls, read_methods
+from elicit.stages._labels import read_methods
+from elicit.stages.evaluate import held_out_answers
 
 K_DEFAULT = (25, 50, 100)
 
 
 def _accuracy(p: np.ndarray, gold: np.ndarray) -> float:
-    return float(np.mean((np.where(np.isfinite(p), p, 0.5) >= 0.5) == gold))
+    return float(is_right(p, gold).mean())
 
 
 def run_rows(
@@ -53,12 +54,10 @@ def run_rows(
     configs = list(selection["scores"])
     gold_free = str(selection["selected"])
     folders = [run_dir / "labels" / m for m in sorted({*configs, "selected", "random_fewshot", "bootstrap_fewshot"})]
-    labels = read_methods([f for f in folders if f.exists()])
-    answers = read_calls([f for f in folders if f.exists()])
-    preds = sorted(run_dir.glob("round*/predictions.parquet"))
-    few = [read_answers(f) for f in preds if f.parent.name != "round0"]
-    if few:
-        answers[FEW_SHOT_ROUNDS] = pd.concat(few, ignore_index=True)
+    present = [f for f in folders if f.exists()]
+    labels = read_methods(present)
+    preds = [f for f in sorted(run_dir.glob("round*/predictions.parquet")) if f.parent.name != "round0"]
+    answers = held_out_answers(present, preds)
     ids = np.sort(items["item_id"].to_numpy(dtype=np.int64))
     gold_all = items.set_index("item_id").loc[ids, "gold"].to_numpy(dtype=np.int64)
     p_sel = seed_mean_p(labels["selected"], ids)
@@ -71,9 +70,7 @@ def run_rows(
             rest = ids[~inside]
             truth = _accuracy(p_sel[~inside], gold_all[~inside])
             est = estimate_all({"selected": labels["selected"]}, answers, rest, seed=cfg.seed, n_boot=50)["selected"]
-            right = ((np.where(np.isfinite(p_sel[inside]), p_sel[inside], 0.5) >= 0.5) == gold_all[inside]).astype(
-                float
-            )
+            right = is_right(p_sel[inside], gold_all[inside])
             ppi = ppi_mean(right_probability(p_sel[~inside], est), right_probability(p_sel[inside], est), right)
             checked = choose_with_gold(gold_free, {c: p[inside] for c, p in p_cfg.items()}, gold_all[inside])
             rows.append(

@@ -194,6 +194,7 @@ STAGE_SOURCES: dict[str, tuple[str, ...]] = {
     "protocol": (
         "src/elicit/stages/protocol.py",
         "src/elicit/protocol.py",
+        "src/elicit/gold_budget.py",
         *BASELINE_SOURCES,
         *ORACLE_SOURCES,
         *REGISTRY_SOURCES,

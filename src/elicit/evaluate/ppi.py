@@ -49,6 +49,7 @@ from scipy import stats
 
 from elicit.evaluate.goldfree import _P_EPS, Estimate
 from elicit.evaluate.metrics import COLUMNS, EXPORTED, MEAN_SEED, Labels, _row, seed_mean_p
+from elicit.gold_budget import is_right
 
 PPI_ACCURACY = "ppi_accuracy"
 PPI_BALANCE = "ppi_balance"
@@ -132,7 +133,7 @@ def ppi_rows(
         if method not in labels or not labels[method]:
             continue
         p_b = seed_mean_p(labels[method], budget_ids)
-        right = ((np.where(np.isfinite(p_b), p_b, 0.5) >= 0.5) == gold).astype(float)
+        right = is_right(p_b, gold)
         n_t = k + z * z  # the classical interval of the k labels alone: Agresti-Coull
         q = (right.sum() + z * z / 2.0) / n_t
         half = z * math.sqrt(q * (1 - q) / n_t)

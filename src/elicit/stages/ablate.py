@@ -14,6 +14,7 @@ import pandas as pd
 from elicit.ablation import FIT_COLUMNS, SELECTED, ablation_table, describe, run_ablations, variants
 from elicit.datasets import DatasetConfig
 from elicit.evaluate import EvaluateConfig, evaluate
+from elicit.gold_budget import read_budget
 from elicit.io import atomic_dir, write_parquet
 from elicit.optimize import OptimizeError, OptimizeSection
 from elicit.plots import plot_ablation
@@ -47,8 +48,7 @@ def run() -> None:
         seeds = list(cfg.section("base")["seeds"])
         labels = run_ablations(todo, tuples, priors, items[list(FIT_COLUMNS)], rule, seeds)
         ecfg = EvaluateConfig.from_dict(cfg.section("evaluate"))
-        budget_path = args.budget or paths.gold_budget
-        budget = pd.read_parquet(budget_path)["item_id"] if budget_path.exists() else pd.Series([], dtype="int64")
+        budget, _ = read_budget(args.budget or paths.gold_budget)
         scored = items[~items["item_id"].isin(budget)]  # the budget's labels were chosen with its gold
         metrics = evaluate(
             labels, scored, cfg.seed, ecfg.n_boot, ece_bins=ecfg.ece_bins, ci=ecfg.ci, references=[SELECTED]

@@ -30,6 +30,15 @@ from elicit.stages._labels import read_answers, read_calls, read_methods
 from elicit.stages._oracle import simulator_diagnostics
 
 
+def held_out_answers(folders: list[Path], pred_files: list[Path]) -> dict[str, pd.DataFrame]:
+    """The answers the gold-free estimate may calibrate on: every method's own calls and the few-shot rounds'
+    predictions (never the gold column)."""
+    answers = read_calls(folders)
+    if pred_files:
+        answers[FEW_SHOT_ROUNDS] = pd.concat([read_answers(f) for f in pred_files], ignore_index=True)
+    return answers
+
+
 def run() -> None:
     p = _cli.parser(__doc__ or "")
     p.add_argument("--items", type=Path)
@@ -46,10 +55,7 @@ def run() -> None:
     folders = args.labels or [paths.labels_dir(m) for m in label_methods(cfg.params, {"run": cfg.name})]
     with _cli.telemetry(paths.telemetry("evaluate"), "evaluate") as tel:
         items = pd.read_parquet(args.items or paths.items)
-        budget_file = args.budget or paths.gold_budget
-        budget_ids, budget_gold = read_budget(
-            pd.read_parquet(budget_file) if budget_file.exists() else pd.DataFrame({"item_id": [], "gold": []})
-        )
+        budget_ids, budget_gold = read_budget(args.budget or paths.gold_budget)
         scored = items[~items["item_id"].isin(budget_ids)]  # the budget's labels were chosen with its gold
         labels = read_methods(folders)
         ecfg = EvaluateConfig.from_dict(cfg.section("evaluate"))
@@ -60,9 +66,7 @@ def run() -> None:
         pred_files = (
             args.predictions if args.predictions is not None else [paths.predictions(r) for r in range(1, rounds + 1)]
         )
-        answers = read_calls(folders)  # gold-free: held-out answers only, never the gold column
-        if pred_files:
-            answers[FEW_SHOT_ROUNDS] = pd.concat([read_answers(f) for f in pred_files], ignore_index=True)
+        answers = held_out_answers(folders, pred_files)
         scored_ids = scored["item_id"].to_numpy()
         estimates = estimate_all(
             labels, answers, scored_ids, seed=cfg.seed, n_boot=ecfg.n_boot, ci=ecfg.ci, notes=notes

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from elicit.gold_budget import BudgetError, budget_table, choose
+from elicit.gold_budget import BudgetError, budget_table
 from elicit.io import write_parquet
 from elicit.stages import _cli
 
@@ -28,14 +28,11 @@ def run() -> None:
         try:
             table = budget_table(items, cfg.gold_budget, cfg.seed, run=cfg.name)
         except BudgetError as exc:
-            chosen = items.set_index("item_id").loc[
-                choose(items["item_id"].to_numpy(), cfg.gold_budget, cfg.seed, cfg.name)
-            ]
-            if chosen["gold"].isna().any():
-                todo = out.parent / "gold_budget_todo.csv"
-                chosen.loc[chosen["gold"].isna(), ["source_row", "text"]].to_csv(todo)
-                raise BudgetError(f"{exc}; the items to label are listed in {todo}") from None
-            raise
+            if exc.unlabelled is None:
+                raise
+            todo = out.parent / "gold_budget_todo.csv"
+            exc.unlabelled.to_csv(todo)
+            raise BudgetError(f"{exc}; the items to label are listed in {todo}") from None
         tel["gold_budget"] = len(table)
         write_parquet(table, out)
     _cli.log.info("gold_budget: %d items of run '%s' -> %s", len(table), cfg.name, out)

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from elicit.baselines.fewshot import ask_scores
+from elicit.gold_budget import read_budget
 from elicit.io import write_json, write_parquet
 from elicit.oracle.simulated import context_cap
 from elicit.pipeline import label_methods
@@ -90,8 +91,7 @@ def run() -> None:
         write_parquet(calls.reset_index(drop=True), out / "calls.parquet")
         write_parquet(halves, out / "split.parquet")
         units = dict(zip(halves["item_id"].astype(int), halves["unit"].astype(int), strict=True))
-        budget_path = args.budget or paths.gold_budget
-        budget = set(pd.read_parquet(budget_path)["item_id"].astype(int)) if budget_path.exists() else set()
+        budget = set(read_budget(args.budget or paths.gold_budget)[0].tolist())
         scored = [t for t in test if t not in budget]  # the budget's labels were chosen with its gold (as evaluate)
         table = accuracy_table(predictions(calls), _gold(items, scored), units, pcfg.n_boot, pcfg.ci, seed)
         write_parquet(table, out / "accuracy.parquet")

@@ -17,6 +17,7 @@ from elicit.cost_actual import actual_costs
 from elicit.datasets import DatasetConfig
 from elicit.errors import ElicitError
 from elicit.evaluate import diagnostics
+from elicit.gold_budget import read_budget
 from elicit.io import write_text
 from elicit.paths import RunPaths
 from elicit.pipeline import label_methods
@@ -115,10 +116,9 @@ def run() -> None:
     items_path = args.items or paths.items
     with _cli.telemetry(paths.telemetry("report"), "report") as tel:
         items = pd.read_parquet(items_path)
-        budget_path = args.budget or paths.gold_budget
-        if budget_path.exists():  # the budget's labels were chosen with its gold: like evaluate, never score them
-            budget = pd.read_parquet(budget_path, columns=["item_id"])["item_id"]
-            items = items.assign(gold=items["gold"].mask(items["item_id"].isin(budget)))
+        budget, _ = read_budget(args.budget or paths.gold_budget)
+        # the budget's labels were chosen with its gold: like evaluate, never score them
+        items = items.assign(gold=items["gold"].mask(items["item_id"].isin(budget)))
         metrics = pd.read_parquet(args.metrics or paths.metrics)
         labels = read_methods(folders)
         predictions = pd.concat([pd.read_parquet(f) for f in pred_files], ignore_index=True)

@@ -36,9 +36,17 @@ def _column(path: Path, name: str, n: int) -> np.ndarray | None:
     return pd.Series(values, index=df["item_id"].to_numpy()).reindex(np.arange(n)).to_numpy(dtype=float)
 
 
+def seed_labels(folders: Mapping[str, Path]) -> dict[str, list[np.ndarray]]:
+    """Each config's p_true per seed, as arrays over item ids 0..n-1 (the labels contract, ``check_labels``)."""
+    return {
+        c: [df.sort_values("item_id")["p_true"].to_numpy(dtype=float) for _, df in sorted(read_labels(f).items())]
+        for c, f in folders.items()
+    }
+
+
 def signals(
     problem: Problem,
-    folders: Mapping[str, Path],
+    labels: Mapping[str, list[np.ndarray]],
     name: str,
     details: Mapping[str, Mapping[str, Any]],
     tie_tolerance: float,
@@ -48,10 +56,6 @@ def signals(
 ) -> dict[str, Any]:
     """``selection.json``'s ``indeterminate`` entry for the chosen config (see :mod:`elicit.indeterminate`)."""
     n = problem.n_items
-    labels = {
-        c: [df.sort_values("item_id")["p_true"].to_numpy(dtype=float) for _, df in sorted(read_labels(f).items())]
-        for c, f in folders.items()
-    }
     found = indeterminate.assess(
         selected=name,
         labels=labels,
@@ -66,20 +70,12 @@ def signals(
     return indeterminate.to_json(found, n)
 
 
-def gold_checked(name: str, folders: Mapping[str, Path], budget: Path | None) -> GoldChoice | None:
+def gold_checked(name: str, labels: Mapping[str, list[np.ndarray]], budget: Path) -> GoldChoice | None:
     """The gold-budget check of the gold-free choice ``name`` (None without a budget)."""
-    if budget is None or not budget.exists():
-        return None
-    ids, gold = read_budget(pd.read_parquet(budget))
+    ids, gold = read_budget(budget)
     if ids.size == 0:
         return None
-    p = {  # seed-mean p_true, item ids 0..n-1 as everywhere in select
-        c: np.mean([df.sort_values("item_id")["p_true"].to_numpy(dtype=float) for df in read_labels(f).values()], 0)[
-            ids
-        ]
-        for c, f in folders.items()
-    }
-    return choose_with_gold(name, p, gold)
+    return choose_with_gold(name, {c: np.mean(seeds, axis=0)[ids] for c, seeds in labels.items()}, gold)
 
 
 def run() -> None:
@@ -100,7 +96,8 @@ def run() -> None:
         problem, _ = load_problem(cfg, items, priors, args.tuples or paths.tuples)
         seeds = list(cfg.section("base")["seeds"])
         name, scores = select_config(problem, section.configs, seeds=seeds, select=section.select)
-        checked = gold_checked(name, folders, args.budget or paths.gold_budget)
+        labels = seed_labels(folders)
+        checked = gold_checked(name, labels, args.budget or paths.gold_budget)
         name = checked.chosen if checked is not None else name
         out = fresh_dir(args.out or paths.labels_dir("selected"))
         for f in sorted(folders[name].iterdir()):
@@ -108,7 +105,7 @@ def run() -> None:
                 shutil.copyfile(f, out / f.name)
         undetermined = signals(
             problem,
-            folders,
+            labels,
             name,
             scores,
             section.select.tie_tolerance,

@@ -13,7 +13,7 @@ import yaml
 
 from elicit.baselines.fewshot import ask_scores
 from elicit.config import load_params
-from elicit.pipeline import jobs_for_run
+from elicit.pipeline import jobs_for_run, study_target
 from elicit.protocol import (
     GOLD,
     NO_DEMOS,
@@ -182,6 +182,22 @@ def test_the_protocol_job_exists_only_where_a_run_enables_it() -> None:
     assert "results/tiny/embeddings.npy" in job.inputs  # the simulated oracle reads them
     assert "runs.tiny.overrides.protocol" in job.param_keys(on)
     assert "protocol" not in [j.name for j in jobs_for_run(on, "other")]
+
+
+def test_a_study_target_builds_the_protocol_of_the_draws_that_enable_it(tmp_path: Path) -> None:
+    raw = yaml.safe_load((REPO / "tests/fixtures/params.tiny.yaml").read_text())
+    raw["runs"]["tiny"]["replicates"] = 2
+    raw["study"] = {"targets": {"t": ["tiny", "other"]}}
+
+    def target(raw: dict) -> list[str]:
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+        return study_target(load_params(tmp_path / "params.yaml"), "t")
+
+    assert not [p for p in target(raw) if p.endswith("/protocol")]
+    raw["runs"]["tiny"]["overrides"] = {"protocol": {"enabled": True}}
+    built = target(raw)
+    assert [p for p in built if p.endswith("/protocol")] == ["results/tiny/protocol", "results/tiny__draw1/protocol"]
+    assert "results/other/report.html" in built
 
 
 @pytest.mark.slow

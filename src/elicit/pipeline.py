@@ -196,12 +196,15 @@ def study_runs(params: dict[str, Any], target: str | None = None) -> list[str]:
 
 
 def study_target(params: dict[str, Any], target: str) -> list[str]:
-    """What ``snakemake study_<target>`` builds: the report of every draw of the target's runs, and the ablations of
-    those of its runs that ``study.ablate`` lists."""
+    """What ``snakemake study_<target>`` builds: the report of every draw of the target's runs, the protocol of each
+    draw that enables it (no other job reads it), and the ablations of those of its runs that ``study.ablate``
+    lists."""
     runs = study_runs(params, target)
-    reports = [fill(REPORT, run=d) for r in runs for d in draws(params["runs"], r)]
+    every = [d for r in runs for d in draws(params["runs"], r)]
+    reports = [fill(REPORT, run=d) for d in every]
+    protocols = [fill(PROTOCOL, run=d) for d in every if protocol_enabled(params, {"run": d})]
     ablate = set((params.get("study") or {}).get("ablate") or [])
-    return reports + [fill(ABLATION, run=r) for r in runs if r in ablate]
+    return reports + protocols + [fill(ABLATION, run=r) for r in runs if r in ablate]
 
 
 def over_runs(template: str, section: str, key: str = "runs") -> PathsFn:

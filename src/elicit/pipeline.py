@@ -201,10 +201,17 @@ def study_target(params: dict[str, Any], target: str) -> list[str]:
     lists."""
     runs = study_runs(params, target)
     every = [d for r in runs for d in draws(params["runs"], r)]
-    reports = [fill(REPORT, run=d) for d in every]
-    protocols = [fill(PROTOCOL, run=d) for d in every if protocol_enabled(params, {"run": d})]
     ablate = set((params.get("study") or {}).get("ablate") or [])
-    return reports + protocols + [fill(ABLATION, run=r) for r in runs if r in ablate]
+    return (
+        [fill(REPORT, run=d) for d in every]
+        + protocols(params, every)
+        + [fill(ABLATION, run=r) for r in runs if r in ablate]
+    )
+
+
+def protocols(params: dict[str, Any], names: list[str]) -> list[str]:
+    """The protocol folders of those of ``names`` (runs or draws) that enable the protocol."""
+    return [fill(PROTOCOL, run=d) for d in names if protocol_enabled(params, {"run": d})]
 
 
 def over_runs(template: str, section: str, key: str = "runs") -> PathsFn:
@@ -455,6 +462,7 @@ RULES: dict[str, Rule] = {
                 "items": over_runs(ITEMS, "study"),
                 "selection": over_runs(SELECTION, "study"),
                 "ablations": over_runs(ABLATION, "study", "ablate"),
+                "protocols": lambda params, wc: protocols(params, listed_runs(params, "study")),
                 "notes": STUDY_NOTES,
             },
             {

@@ -27,7 +27,8 @@ from elicit.paths import (
     STUDY_NOTES,
     RunPaths,
 )
-from elicit.pipeline import listed_runs, study_runs
+from elicit.pipeline import listed_runs, protocols, study_runs
+from elicit.replicates import draw_of
 from elicit.report import render_summary
 from elicit.report_tables import method_costs
 from elicit.stages import _cli
@@ -41,6 +42,7 @@ from elicit.study_cost import (
     cost_points,
     plot_cost_efficiency,
 )
+from elicit.study_protocol import protocol_markdown
 
 COMMAND = "uv run snakemake --cores 2 study"
 EQUAL_COST_TITLE = "Equal cost: each method at several budgets, faithful ICM at its natural cost"
@@ -138,6 +140,17 @@ def equal_cost_groups(
     return _with_budgets(params, {name: group for name, group in groups.items() if name in own})
 
 
+def protocol_groups(folders: list[Path] | list[str]) -> dict[str, list[pd.DataFrame]]:
+    """Each protocol folder's accuracy table, by the run its draw was drawn from (a folder's parent names the draw);
+    folders not built yet are skipped, as a partial study skips runs."""
+    groups: dict[str, list[pd.DataFrame]] = {}
+    for folder in map(Path, folders):
+        table = folder / "accuracy.parquet"
+        if table.exists():
+            groups.setdefault(draw_of(folder.parent.name)[0], []).append(pd.read_parquet(table))
+    return groups
+
+
 def run() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--params", default="params.yaml")
@@ -148,6 +161,12 @@ def run() -> None:
     p.add_argument("--selection", type=Path, nargs="+", help="results/<run>/selection.json, in the order of --runs")
     p.add_argument("--ablate", nargs="*", help="runs whose ablations are shown (default: study.ablate)")
     p.add_argument("--ablations", type=Path, nargs="*", help="results/<run>/ablation, in the order of --ablate")
+    p.add_argument(
+        "--protocols",
+        type=Path,
+        nargs="*",
+        help="results/<run>/protocol of each studied run that enables the protocol (default: found from params)",
+    )
     p.add_argument("--out", type=Path, default=Path(STUDY))
     p.add_argument("--html", type=Path, default=Path(STUDY_HTML))
     p.add_argument("--markdown", type=Path, default=Path(STUDY_MARKDOWN))
@@ -194,6 +213,7 @@ def run() -> None:
     sections = [
         *cost_markdown(points, figure),
         *cost_markdown(equal, equal_figure, "Equal cost", EQUAL_COST_NOTE),
+        *protocol_markdown(protocol_groups(args.protocols if args.protocols is not None else protocols(params, names))),
     ]
     page = markdown(runs, notes, meta, groups=groups).rstrip() + "\n\n" + "\n".join(sections)
     write_text(page.rstrip() + "\n", args.markdown)

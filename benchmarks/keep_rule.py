@@ -42,7 +42,16 @@ PRESETS = ["sim_strong", "sim_latent", "sim_mixed", "sim_belief"]
 SUITE = ["sim_latent", "sim_mixed", "sim_belief"]  # out of family: the keep rule counts these
 IN_FAMILY = ["sim_strong"]
 RUNS = [f"suite_ethics__{p}{d}" for p in PRESETS for d in ["", "__draw1", "__draw2", "__draw3", "__draw4"]]
-VARIANTS = {"noprior": "prior", "noranking": "ranking"}  # variant -> the loss term it sets to 0
+# variant -> (the loss terms it sets to 0, the configs it sets them on: None = every config but prior_only). The
+# "full_*" variants are the candidate defaults as params.yaml would state them: the term dropped from `full` only,
+# which consistency_heavy and full_lbfgs extend; mutual_prior (anchored by the prior by design) stays as it is.
+VARIANTS: dict[str, tuple[tuple[str, ...], tuple[str, ...] | None]] = {
+    "noprior": (("prior",), None),
+    "noranking": (("ranking",), None),
+    "noprior_noranking": (("prior", "ranking"), None),
+    "full_noprior": (("prior",), ("full",)),
+    "full_noprior_noranking": (("prior", "ranking"), ("full",)),
+}
 KEEP_AS_IS = {"prior_only"}  # select's fallback: the prior alone
 
 
@@ -56,7 +65,7 @@ def preset_of(run: str) -> str:
 def write_variant_params(work: Path, variant: str) -> Path:
     """``<work>/<variant>/params.yaml`` (and the study.yaml it includes): params.yaml with the variant's term at 0
     in every swept config but prior_only. Returns the params path."""
-    term = VARIANTS[variant]
+    terms, scope = VARIANTS[variant]
     folder = work / variant
     folder.mkdir(parents=True, exist_ok=True)
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -64,16 +73,17 @@ def write_variant_params(work: Path, variant: str) -> Path:
         shutil.copyfile(REPO / inc, folder / inc)
     configs = raw["optimize"]["configs"]
     for name, entry in configs.items():
-        if name in KEEP_AS_IS:
+        if name in KEEP_AS_IS or (scope is not None and name not in scope):
             continue
-        # Set the term on every config (a config that extends another would inherit the 0 anyway; stating it on each
-        # keeps the change explicit and independent of the extends chain).
+        # Without a scope, set the terms on every config (a config that extends another would inherit the 0 anyway;
+        # stating it on each keeps the change explicit and independent of the extends chain).
         entry.setdefault("weights", {})
-        entry["weights"] = {**entry["weights"], term: 0.0}
+        entry["weights"] = {**entry["weights"], **dict.fromkeys(terms, 0.0)}
     path = folder / "params.yaml"
+    where = "*" if scope is None else "{" + ",".join(scope) + "}"
     path.write_text(
-        f"# keep_rule.py variant {variant}: optimize.configs.*.weights.{term} = 0 (prior_only kept)\n"
-        + yaml.safe_dump(raw, sort_keys=False, width=120)
+        f"# keep_rule.py variant {variant}: optimize.configs.{where}.weights.{{{','.join(terms)}}} = 0"
+        " (prior_only kept)\n" + yaml.safe_dump(raw, sort_keys=False, width=120)
     )
     return path
 

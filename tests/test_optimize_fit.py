@@ -253,7 +253,9 @@ def test_inverted_init_is_a_worse_basin_that_selection_rejects(plain, section: O
     assert np.mean((first.p_true > 0.5) == prior_hard) < 0.35  # only near-zero priors cross in one step
     normal = fit(problem, section.configs["full"], seed=0, device="cpu")
     stuck = fit(problem, inverted, seed=0, device="cpu")
-    assert float(stuck.curve["total"].iloc[-1]) > float(normal.curve["total"].iloc[-1]) + 0.1
+    # The margin was > 0.1 with the prior term in `full`; without it (the default since 2026-12-02) it is ~0.07:
+    # the mirror basin is closer, and the held-out likelihood still tells them apart.
+    assert float(stuck.curve["total"].iloc[-1]) > float(normal.curve["total"].iloc[-1]) + 0.05
     assert accuracy(stuck.p_true, data.truth) < accuracy(normal.p_true, data.truth)
     configs = {"full": section.configs["full"], "full_inverted_init": inverted}
     name, _ = select_config(problem, configs, seeds=[0], select=section.select, device="cpu")

@@ -51,6 +51,12 @@ VARIANTS: dict[str, tuple[tuple[str, ...], tuple[str, ...] | None]] = {
     "noprior_noranking": (("prior", "ranking"), None),
     "full_noprior": (("prior",), ("full",)),
     "full_noprior_noranking": (("prior", "ranking"), ("full",)),
+    "both_fulls": ((), None),  # the sweep with `full` with and without them (ADDED below); measured: fails
+}
+ADDED: dict[str, dict[str, dict]] = {
+    # 2026-12-02, after the default dropped both terms from `full`: keep `full` as it was before beside it, so that
+    # selection can fall back to it where few answers make the prior-free fit lose on held-out answers.
+    "both_fulls": {"full_prior": {"extends": "full", "weights": {"prior": 0.3, "ranking": 0.1}}},
 }
 KEEP_AS_IS = {"prior_only"}  # select's fallback: the prior alone
 
@@ -79,6 +85,7 @@ def write_variant_params(work: Path, variant: str) -> Path:
         # stating it on each keeps the change explicit and independent of the extends chain).
         entry.setdefault("weights", {})
         entry["weights"] = {**entry["weights"], **dict.fromkeys(terms, 0.0)}
+    configs.update(ADDED.get(variant, {}))
     path = folder / "params.yaml"
     where = "*" if scope is None else "{" + ",".join(scope) + "}"
     path.write_text(
@@ -285,7 +292,7 @@ def main() -> None:
         path = write_variant_params(work, variant)
         weights = resolved_weights(path)
         unchanged[variant] = [c for c in base_configs if weights.get(c) == base_weights[c]]
-        if list(weights) != base_configs:
+        if list(weights) != base_configs + list(ADDED.get(variant, {})):
             raise SystemExit(f"{path}: configs {list(weights)} differ from params.yaml's {base_configs}")
         print(f"{variant}: {path}", file=sys.stderr)
         for name, w in weights.items():
@@ -299,7 +306,10 @@ def main() -> None:
     done = 0
     rows = []
     with cf.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = {pool.submit(refit_and_select, work, v, r, base_configs, args.fresh): (v, r) for v, r in units}
+        futures = {
+            pool.submit(refit_and_select, work, v, r, base_configs + list(ADDED.get(v, {})), args.fresh): (v, r)
+            for v, r in units
+        }
         for fut in cf.as_completed(futures):
             v, r = futures[fut]
             done += 1

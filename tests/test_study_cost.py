@@ -178,3 +178,10 @@ def test_the_equal_cost_target_moves_every_budget_knob_together_and_runs_faithfu
         least = plan_cost(subsample(every, 256, draw, dataset="ethics"), OfficialICMConfig(), 0)
         assert least.batch_sizes == (256,)  # one ICM batch
         assert mid["max_calls"] >= 8 * least.calls and mid["max_tokens"] >= 8 * least.prompt_tokens
+
+
+def test_an_accuracy_interval_over_few_draws_stays_within_0_and_100_percent() -> None:
+    groups = {"r1": [_draw(0, 1), _draw(1, 1)]}
+    groups["r1"][1].metrics.loc[groups["r1"][1].metrics["method"] == "selected", "value"] = 0.999
+    points = cost_points(groups, {"r1": 1})
+    assert points["acc_high"].max() <= 1.0 and points["acc_low"].min() >= 0.0

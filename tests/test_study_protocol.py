@@ -59,3 +59,9 @@ def test_protocol_folders_group_by_the_run_they_were_drawn_from(tmp_path: Path) 
         [tmp_path / "r" / "protocol", tmp_path / "r__draw1" / "protocol", unbuilt, tmp_path / "other" / "protocol"]
     )
     assert {k: len(v) for k, v in groups.items()} == {"r": 2, "other": 1}
+
+
+def test_an_accuracy_interval_over_three_draws_stays_below_100_percent() -> None:
+    tables = [_draw(s, {**PLANTED, "selected": share}) for s, share in enumerate((0.75, 0.99, 0.99))]
+    acc = next(r for r in protocol_rows({"run_a": tables}) if r["method"] == "selected")["accuracy"]
+    assert float(acc.split("[")[1].split(",")[1].rstrip("]")) <= 100.0

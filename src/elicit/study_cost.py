@@ -97,6 +97,7 @@ def cost_points(
             mean, low, high, _ = t_interval(d["accuracy"].to_numpy(dtype=float))
             if not np.isfinite(low):  # one draw: no interval (the table says how many draws)
                 low = high = mean
+            low, high = max(low, 0.0), min(high, 1.0)  # with 3 draws a t-interval can pass 0 or 100 %
             rows.append(
                 {
                     "run": name,

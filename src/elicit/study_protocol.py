@@ -49,6 +49,7 @@ def protocol_rows(groups: Mapping[str, Sequence[pd.DataFrame]]) -> list[dict[str
             if len(values) == 0:
                 continue
             mean, low, high, _ = t_interval(values)
+            low, high = max(low, 0.0), min(high, 1.0)  # an accuracy: with 3 draws a t-interval can pass 0 or 100 %
             row = {
                 "run": run,
                 "method": method,

@@ -295,6 +295,22 @@ def test_split_keeps_flip_twins_together(grouped) -> None:
     assert sub.n_tuples == len(train) and sub.n_flips > 0
 
 
+def test_split_by_items_holds_out_every_call_about_a_held_out_item(grouped) -> None:
+    _, problem = grouped
+    train, test = split_tuples(problem, 0.2, seed=4, by="items")
+    target = problem.target.numpy()
+    assert not set(target[train]) & set(target[test])  # no item is asked about on both sides
+    assert 0.12 < len(set(target[test])) / problem.n_items < 0.28
+    held = np.zeros(problem.n_tuples, dtype=bool)
+    held[test] = True
+    assert np.array_equal(held[problem.flip_row.numpy()], held[problem.twin_row.numpy()])
+    by_calls, _ = split_tuples(problem, 0.2, seed=4)
+    assert not np.array_equal(np.sort(by_calls), np.sort(train))
+    assert SelectConfig.from_params({"holdout": "items"}).holdout == "items"
+    with pytest.raises(OptimizeError, match=r"optimize\.select\.holdout"):
+        SelectConfig.from_params({"holdout": "questions"})
+
+
 def test_select_deterministic_and_prefers_using_the_calls(plain, section: OptimizeSection) -> None:
     data, problem = plain
     configs = {n: section.configs[n] for n in ("full", "prior_only", "mutual_prior")}

@@ -46,6 +46,7 @@ LOSS_NAMES: tuple[str, ...] = get_args(LossName)
 OPTIMIZERS: tuple[str, ...] = get_args(Optimizer)
 INITS: tuple[str, ...] = get_args(Init)
 SELECT_METHODS: tuple[str, ...] = get_args(SelectMethod)
+SelectHoldout = Literal["calls", "items"]
 
 
 class OptimizeError(ElicitError, ValueError):
@@ -214,7 +215,14 @@ class SelectConfig:
     method: SelectMethod = Field(
         default="heldout", description="heldout: held-out likelihood of the oracle's own answers"
     )
-    holdout_fraction: Float = Field(default=0.2, gt=0, lt=1, description="share of tuples held out")
+    holdout_fraction: Float = Field(default=0.2, gt=0, lt=1, description="share of tuples (or items) held out")
+    holdout: SelectHoldout = Field(
+        default="calls",
+        description=(
+            "calls: a random share of the tuples, an item's other calls stay in train; items: every call about a "
+            "random share of the items, so labels are judged on items whose own answers were not fitted"
+        ),
+    )
     tie_tolerance: Float = Field(
         default=1e-3,
         ge=0,

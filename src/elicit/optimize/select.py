@@ -2,7 +2,8 @@
 
 Rule (method ``heldout``). For each seed s:
   1. Split the tuples at random (seeded by s) into 80 % train / 20 % held out; a flip row always goes with its
-     twin, so no pair straddles the split. Every config sees the same split for the same seed.
+     twin, so no pair straddles the split. Every config sees the same split for the same seed. With
+     ``holdout: items`` the held-out share is of items: every tuple asking about a held-out item is held out.
   2. Fit each config on the train tuples only (same seed), giving labels q.
   3. Refit the oracle model of losses.py (copy, position, acquiescence, ICL gain, signal, noise) for those
      labels on the *train* tuples with one fixed procedure (L-BFGS on the nuisance likelihood, labels frozen)
@@ -22,10 +23,11 @@ few-shot answers better than labels fitted to the other few-shot answers.
 
 Limits: it measures agreement with the oracle, not truth. Errors the oracle makes consistently on an item (the
 same misconception in every prompt) are rewarded, and a config that overrides the oracle with logic (e.g. a
-heavy consistency weight) can be right and still lose likelihood. The split is by tuple, so an item's
+heavy consistency weight) can be right and still lose likelihood. The default split is by tuple, so an item's
 held-out call usually has sibling calls in train (it checks consistency across prompts more than
-generalisation to new items). With one seed there is no agreement tie-break. The gold-best config is reported
-elsewhere, as an upper bound only.
+generalisation to new items); ``holdout: items`` checks the latter (a held-out item's label then comes only from
+its prior, its logic and its role as a shown example). With one seed there is no agreement tie-break. The
+gold-best config is reported elsewhere, as an upper bound only.
 """
 
 from __future__ import annotations
@@ -43,11 +45,17 @@ from elicit.optimize.fit import cpu_threads, fit, resolve_device
 from elicit.optimize.problem import Problem
 
 
-def split_tuples(problem: Problem, holdout_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train rows, held-out rows), seeded; flip rows follow their twin. Both non-empty when T >= 2."""
+def split_tuples(
+    problem: Problem, holdout_fraction: float, seed: int, by: str = "calls"
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows, held-out rows), seeded; flip rows follow their twin. Both non-empty when T >= 2. ``by="items"``
+    holds out every tuple whose target is one of a random share of the items (``optimize.select.holdout``)."""
     t = problem.n_tuples
     rng = np.random.default_rng(np.random.SeedSequence([seed, 7919]))
-    held = rng.random(t) < holdout_fraction
+    if by == "items":
+        held = (rng.random(problem.n_items) < holdout_fraction)[problem.target.cpu().numpy()]
+    else:
+        held = rng.random(t) < holdout_fraction
     fr = problem.flip_row.cpu().numpy()
     tw = problem.twin_row.cpu().numpy()
     held[fr] = held[tw]
@@ -137,7 +145,7 @@ def _select(
     labels: dict[str, list[np.ndarray]] = {name: [] for name in configs}
     n_held: list[int] = []
     for seed in seeds:
-        train_rows, test_rows = split_tuples(prob, select.holdout_fraction, seed)
+        train_rows, test_rows = split_tuples(prob, select.holdout_fraction, seed, select.holdout)
         train, test = prob.subset(train_rows), prob.subset(test_rows)
         n_held.append(int(test.has_score.sum()))
         for name, config in configs.items():

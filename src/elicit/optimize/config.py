@@ -220,7 +220,8 @@ class SelectConfig:
         default="calls",
         description=(
             "calls: a random share of the tuples, an item's other calls stay in train; items: every call about a "
-            "random share of the items, so labels are judged on items whose own answers were not fitted"
+            "random share of the items, so labels are judged on items whose own answers were not fitted (measured "
+            "2026-12-02: it picks prior_only on every ETHICS suite draw, 20-27 points below calls; a diagnostic)"
         ),
     )
     tie_tolerance: Float = Field(

@@ -227,6 +227,8 @@ STAGE_SOURCES: dict[str, tuple[str, ...]] = {
         "src/elicit/study.py",
         "src/elicit/study_estimate.py",
         "src/elicit/study_cost.py",
+        "src/elicit/study_protocol.py",
+        "src/elicit/protocol.py",
         "src/elicit/replicates.py",
         *REPORT_SOURCES,
         "src/elicit/templates/summary.html.j2",

@@ -121,6 +121,13 @@ def t_interval(values: Sequence[float] | np.ndarray, level: float = 0.95) -> tup
     return mean, mean - half, mean + half, sd
 
 
+def accuracy_interval(values: Sequence[float] | np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and t-interval of per-draw accuracies, the interval kept within [0, 1] (with 3 draws a t-interval can
+    pass 0 or 100 %; a single draw's is unbounded, so it becomes [0, 1])."""
+    mean, low, high, _ = t_interval(values, level)
+    return mean, max(low, 0.0), min(high, 1.0)
+
+
 def compare_draws(per_draw: pd.DataFrame, a: str, b: str, level: float = 0.95) -> DrawComparison | None:
     """``a`` against ``b`` on the draws where both have a value. ``per_draw``: one row per draw, one column per
     method (accuracy as a fraction). None when no draw has both."""

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from elicit.replicates import t_interval
+from elicit.replicates import accuracy_interval
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -94,10 +94,9 @@ def cost_points(
             continue
         card = draw_runs[0].card
         for method, d in per_draw.groupby("method", sort=False):
-            mean, low, high, _ = t_interval(d["accuracy"].to_numpy(dtype=float))
-            if not np.isfinite(low):  # one draw: no interval (the table says how many draws)
+            mean, low, high = accuracy_interval(d["accuracy"].to_numpy(dtype=float))
+            if len(d) < 2:  # one draw: no interval (the table says how many draws)
                 low = high = mean
-            low, high = max(low, 0.0), min(high, 1.0)  # with 3 draws a t-interval can pass 0 or 100 %
             rows.append(
                 {
                     "run": name,

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 
 from elicit.protocol import GOLD, NO_DEMOS, REFERENCES
-from elicit.replicates import compare_draws, t_interval
+from elicit.replicates import accuracy_interval, compare_draws
 from elicit.study_cost import EQUAL_COST_METHODS
 
 SHOWN: tuple[str, ...] = (*REFERENCES, "zero_shot", *EQUAL_COST_METHODS, "golden_fewshot")
@@ -48,8 +48,7 @@ def protocol_rows(groups: Mapping[str, Sequence[pd.DataFrame]]) -> list[dict[str
             values = acc[method].dropna().to_numpy()
             if len(values) == 0:
                 continue
-            mean, low, high, _ = t_interval(values)
-            low, high = max(low, 0.0), min(high, 1.0)  # an accuracy: with 3 draws a t-interval can pass 0 or 100 %
+            mean, low, high = accuracy_interval(values)
             row = {
                 "run": run,
                 "method": method,

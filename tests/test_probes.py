@@ -15,7 +15,18 @@ import pytest
 
 from elicit.contracts import items_layout, violations
 from elicit.datasets import DataError, validate_items
-from elicit.datasets.probes import CAPITALS, CATEGORIES, PROBE_COLUMNS, PROBES, SPLITS, pool, probe_items
+from elicit.datasets.config import DatasetConfig
+from elicit.datasets.probes import (
+    CAPITALS,
+    CATEGORIES,
+    PROBE_COLUMNS,
+    PROBES,
+    SPLITS,
+    pool,
+    probe_items,
+    write_probe_files,
+)
+from elicit.datasets.readers import load_items
 from elicit.oracle.base import parse_top_logprobs
 from helpers import REPO
 
@@ -103,6 +114,25 @@ def test_groups_obey_their_rule_under_gold(name: str) -> None:
     flipped = gold.copy()
     flipped[0] = 1 - flipped[0]  # the groups carry real logic: one wrong label breaks its group
     assert violations(layout, flipped)[0] > 0
+
+
+def test_shipped_files_are_what_the_generators_make() -> None:
+    """data/probes/*.csv are reproducible: `python -m elicit.datasets.probes` re-writes them byte for byte."""
+    assert write_probe_files(REPO, check=True) == []
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_probe_builtins_load_the_shipped_main_split(name: str) -> None:
+    """A pipeline run on a probe loads the whole main split with its rule, and gold obeys the rule."""
+    cfg = DatasetConfig.from_params(f"probe_{name}", {"builtin": f"probe_{name}"})
+    items = load_items(cfg, REPO)
+    assert cfg.consistency == PROBES[name].rule.value
+    assert set(items["text"]) == {c.text for g in pool(name, "main") for c in g}
+    assert items["gold"].astype(float).mean() == 0.5
+    layout = items_layout(items, PROBES[name].rule)
+    assert violations(layout, items["gold"].to_numpy(dtype=np.int64)).sum() == 0
+    if name == "arithmetic":  # the stated sum, as text
+        assert all(k in t for k, t in zip(items["answer_key"], items["text"], strict=True))
 
 
 def test_truth_is_checkable() -> None:

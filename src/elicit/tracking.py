@@ -46,6 +46,7 @@ DATASET_SOURCES = (
     "src/elicit/datasets/config.py",
     "src/elicit/datasets/diagnosis.py",
     "src/elicit/datasets/items.py",
+    "src/elicit/datasets/probes.py",
     "src/elicit/datasets/readers.py",
     "src/elicit/datasets/sampling.py",
 )

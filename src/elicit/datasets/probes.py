@@ -14,7 +14,8 @@ never saw. Every probe has the natural consistency structure of its task under o
 
 Items are the project's items table (``ITEM_COLUMNS`` + ``OPTIONAL_COLUMNS``, checked with ``validate_items``)
 plus ``question``: the same claim as a yes/no question ("Is a dog an animal?"), for prompts that ask questions.
-This module is not imported by the load stage: a pipeline run on a probe needs its items written to a file.
+The splits are shipped as ``data/probes/<name>_<split>.csv`` (``python -m elicit.datasets.probes`` writes them; a
+test checks they are what the generators make), which the builtins ``probe_<name>`` load for pipeline runs.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, get_args
 
 import numpy as np
@@ -396,3 +398,51 @@ def probe_items(name: str, n: int, seed: int = 0, split: Split = "main") -> pd.D
     validate_items(items)
     items.attrs["dataset"] = f"probe_{name}"
     return items
+
+
+# ---------------------------------------------------------------------------------------------- shipped files
+
+PROBE_DIR = "data/probes"
+FILE_COLUMNS = ["text", "question", "gold", "consistency_id", "answer_key"]
+"""Columns of a shipped probe file (the ``probe_<name>`` builtins read it)."""
+
+
+def probe_path(name: str, split: Split = "main") -> str:
+    """Where a probe's split is shipped, relative to the repository root."""
+    return f"{PROBE_DIR}/{name}_{split}.csv"
+
+
+def probe_table(name: str, split: Split = "main") -> pd.DataFrame:
+    """A whole split as the shipped file holds it: every group once, in the order seed 0 draws them (position
+    inside groups balanced as in :func:`probe_items`), so the pipeline's own seeded subsample starts from a pool
+    whose row order says nothing about gold."""
+    size = get_probe(name).group_size
+    items = probe_items(name, len(pool(name, split)) * size, seed=0, split=split)
+    return items[FILE_COLUMNS]
+
+
+def write_probe_files(root: str | Path, check: bool = False) -> list[str]:
+    """Write every probe's splits under ``root``/data/probes (or, with ``check``, list the files that differ from
+    what the generators make now: the shipped files must be reproducible from this module)."""
+    stale = []
+    for name in PROBES:
+        for split in SPLITS:
+            path = Path(root) / probe_path(name, split)  # type: ignore[arg-type]
+            text = probe_table(name, split).to_csv(index=False, lineterminator="\n")  # type: ignore[arg-type]
+            if check:
+                if not path.exists() or path.read_text(encoding="utf-8") != text:
+                    stale.append(str(path))
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+    return stale
+
+
+if __name__ == "__main__":  # uv run python -m elicit.datasets.probes [--check]
+    import sys
+
+    repo = Path(__file__).resolve().parents[3]
+    if "--check" in sys.argv[1:]:
+        bad = write_probe_files(repo, check=True)
+        sys.exit(f"stale probe files (re-write with `python -m elicit.datasets.probes`): {bad}" if bad else 0)
+    write_probe_files(repo)

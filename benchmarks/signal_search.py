@@ -297,11 +297,11 @@ class EosAsMissing(HttpOracle):
     absent from the top tokens: the project's own meaning of a missing answer) instead of failing the whole batch
     as "does not return logprobs". Cache keys are the project's."""
 
-    def _parse(self, resp: Any) -> Answer:
+    def _parse(self, resp: Any, words: tuple[str, str] = ("true", "false")) -> Answer:
         if stopped_without_token(resp):
             usage = getattr(resp, "usage", None)
             return Answer(None, None, getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None))
-        return super()._parse(resp)
+        return super()._parse(resp, words)
 
 
 class YesNoOracle(EosAsMissing):
@@ -312,8 +312,8 @@ class YesNoOracle(EosAsMissing):
         sampling = {**sampling_params(self.cfg), "answer_words": list(YES_NO_WORDS)}
         return cache_key(self.cfg.kind, self.identity(), self.cfg.endpoint, payload, sampling)
 
-    def _parse(self, resp: Any) -> Answer:
-        return super()._parse(yes_no_as_true_false(resp))
+    def _parse(self, resp: Any, words: tuple[str, str] = ("true", "false")) -> Answer:
+        return super()._parse(yes_no_as_true_false(resp), words)
 
 
 def ask_yes_no(

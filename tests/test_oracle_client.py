@@ -6,6 +6,7 @@ kills) can be produced on demand and its requests counted.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -658,3 +659,20 @@ def test_sigkill_midway_then_resume_asks_no_answered_prompt_again(fake: tuple[Fa
     resumed = state.prompts()[6:]
     assert not set(first[:5]) & set(resumed), "an answered prompt was asked again"
     assert len(resumed) == len(set(resumed)) == 15 and first[5] in resumed
+
+
+@pytest.mark.parametrize("endpoint", ["completions", "chat"])
+def test_yes_no_template_reads_yes_and_no(fake: tuple[FakeState, str], tmp_path: Path, endpoint: str) -> None:
+    """A template with answer words Yes/No: the oracle reads " Yes"/" No" (a True/False token is not an answer),
+    and its answers never share a cache entry with a True/False template's reply to the same prompt."""
+    state, url = fake
+    state.top = lambda p: {" Yes": math.log(0.6), " No": math.log(0.2), " True": math.log(0.1)}
+    yes_no = dataclasses.replace(TEMPLATE, answer_words=("Yes", "No"))  # the same prompt text as TEMPLATE's
+    cfg = fake_oracle_cfg(url, endpoint=endpoint)
+    preds, tel = ask_sync(make_queries(2), make_items(2), cfg, [yes_no], tmp_path, progress=False)
+    assert np.allclose(preds["lp_true"].to_numpy(float), math.log(0.6))
+    assert np.allclose(preds.loc[preds.framing == "pos", "score"].to_numpy(float), math.log(3))
+    assert tel["calls"] == 4
+    plain, tel2 = ask_sync(make_queries(2), make_items(2), cfg, [TEMPLATE], tmp_path, progress=False)
+    assert tel2["calls"] == 4 and tel2["cache_hits"] == 0  # same prompts, other words: asked again
+    assert np.allclose(plain["lp_true"].to_numpy(float), math.log(0.1))

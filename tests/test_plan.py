@@ -140,6 +140,17 @@ def test_zero_shot_queries_shape_and_ids() -> None:
     assert schema.equals(QUERY_PLAN_SCHEMA)
 
 
+def test_zero_shot_positive_framing_only() -> None:
+    """budget.both_framings: false asks round 0 in the positive framing only (templates without a negation)."""
+    assert BudgetConfig.from_params({"both_framings": False}).framings == ("pos",)
+    assert BudgetConfig.from_params({}).framings == ("pos", "neg")
+    z = zero_shot_queries(make_items(4), ["a", "b"], framings=("pos",))
+    assert len(z) == 4 * 2 and set(z["framing"]) == {"pos"} and z["query_id"].is_unique
+    for bad in ((), ("neg", "neg"), ("both",)):
+        with pytest.raises(PlanError, match=r"use \[pos, neg\] or \[pos\]"):
+            zero_shot_queries(make_items(4), ["a"], framings=bad)
+
+
 def test_zero_shot_rejects_bad_templates() -> None:
     with pytest.raises(PlanError):
         zero_shot_queries(make_items(3), [])

@@ -84,8 +84,18 @@ def test_bad_templates_file(tmp_path: Path) -> None:
     with pytest.raises(TemplateError, match=r"ethics\[0\]: unknown key\(s\) \['neeg'\]"):
         load_templates(p, "ethics")
     p.write_text("ethics:\n  - id: a\n    pos: Q?\n")
-    with pytest.raises(TemplateError, match=r"key 'neg' must be a non-empty string"):
+    with pytest.raises(TemplateError, match=r"key 'neg' \(the negated question\) is missing; .*neg: null"):
         load_templates(p, "ethics")
+    p.write_text("ethics:\n  - id: a\n    pos: Q?\n    neg: ''\n")
+    with pytest.raises(TemplateError, match=r"key 'neg' must be a non-empty string, or null"):
+        load_templates(p, "ethics")
+    p.write_text("ethics:\n  - id: a\n    pos: Q?\n    neg: N?\n    answer_words: [Yes, No]\n")
+    with pytest.raises(TemplateError, match=r"holds booleans .*quote the words"):
+        load_templates(p, "ethics")
+    for words in ("['Yes']", "['Yes', 'yes']", "['Yes', 'No way']", "'Yes'"):
+        p.write_text(f"ethics:\n  - id: a\n    pos: Q?\n    neg: N?\n    answer_words: {words}\n")
+        with pytest.raises(TemplateError, match=r"'answer_words' must be two different single words"):
+            load_templates(p, "ethics")
     with pytest.raises(TemplateError, match="not found"):
         load_templates(tmp_path / "missing.yaml", "ethics")
     p.write_text('ethics:\n  - {id: a, pos: "Q?", neg: "N?"}\n')
@@ -181,3 +191,31 @@ def test_fit_context_always_within_budget(lengths: list[int], n_ctx: int, chat: 
     assert fitted.prompt_tokens <= n_ctx - 16
     assert len(fitted.context) + fitted.skipped == len(ctx)
     assert [s for _, s in fitted.context] == [s for _, s in ctx][fitted.skipped :]
+
+
+def test_answer_words_render_and_default_instruction(tmp_path: Path) -> None:
+    """Yes/No templates: shown labels in those words, the instruction names them, True/False stays the default."""
+    p = tmp_path / "t.yaml"
+    p.write_text("d:\n  - id: yn\n    pos: Is it so?\n    neg: Is it not so?\n    answer_words: ['Yes', 'No']\n")
+    t = load_templates(p, "d")[0]
+    assert t.answer_words == ("Yes", "No") and t.instruction == "Answer Yes or No."
+    pos = render_completion(t, "pos", "C.", [("A.", 1), ("B.", 0)])
+    assert pos.startswith("Is it so? Answer Yes or No.") and "A.\nAnswer: Yes" in pos and "B.\nAnswer: No" in pos
+    neg = render_completion(t, "neg", "C.", [("A.", 1)])
+    assert "A.\nAnswer: No" in neg  # label 1 under the negated question
+    assert answer_word("pos", 1) == "True" and answer_word("neg", 1, ("Yes", "No")) == "No"
+
+
+def test_template_without_negation_is_positive_only(tmp_path: Path) -> None:
+    p = tmp_path / "t.yaml"
+    p.write_text(
+        "d:\n  - id: q\n    pos: Answer Yes or No.\n    neg: null\n    instruction: ''\n    item: Question\n"
+        "    answer_words: ['Yes', 'No']\n"
+    )
+    t = load_templates(p, "d")[0]
+    assert t.neg is None
+    assert render_completion(t, "pos", "Is a dog an animal?", [("Is a cup an animal?", 0)]) == (
+        "Answer Yes or No.\n\nQuestion: Is a cup an animal?\nAnswer: No\n\nQuestion: Is a dog an animal?\nAnswer:"
+    )
+    with pytest.raises(TemplateError, match=r"template 'q' has no negative question.*both_framings: false"):
+        render_completion(t, "neg", "Is a dog an animal?")

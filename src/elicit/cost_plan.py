@@ -135,8 +135,8 @@ def plan_rounds(run: RunConfig, inputs: RunInputs) -> list[StagePlan]:
     """Round 0 (zero-shot) and each few-shot round of the run, from the planner itself."""
     ids = [t.id for t in inputs.templates]
     items = inputs.items[["item_id", "text"]]
-    out = [summarize("query.round0", zero_shot_queries(items, ids), inputs)]
     cfg = BudgetConfig.from_params(run.section("budget"))
+    out = [summarize("query.round0", zero_shot_queries(items, ids, framings=cfg.framings), inputs)]
     fixed = dataclasses.replace(cfg, adaptive=False)
     shown = pd.DataFrame({"item_id": items["item_id"].astype(np.int64), "p_true": 0.5})
     for r in range(1, int(run.section("base")["rounds"]) + 1):

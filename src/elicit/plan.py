@@ -132,7 +132,11 @@ class BudgetConfig:
         description="random context order per query (identifies position bias); false: ascending item_id",
     )
     both_framings: Bool = Field(
-        default=True, description="alternate pos/neg framings (identifies acquiescence); false: pos only"
+        default=True,
+        description=(
+            "alternate pos/neg framings (identifies acquiescence); false: pos only, the zero-shot round too (for "
+            "templates without a negated question)"
+        ),
     )
     flips: Bool = Field(
         default=True, description="plan flip twins (identify label copying and coupling); false: no flips"
@@ -146,6 +150,11 @@ class BudgetConfig:
     def from_params(cls, d: Mapping[str, Any] | None) -> BudgetConfig:
         """Build from the ``budget:`` mapping; missing keys take the defaults, unknown keys are an error."""
         return build(cls, {} if d is None else d, "budget", PlanError)
+
+    @property
+    def framings(self) -> tuple[str, ...]:
+        """The framings the run's own rounds ask (zero-shot included): both, or pos only."""
+        return FRAMINGS if self.both_framings else ("pos",)
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -243,21 +252,27 @@ def _strs(values: np.ndarray) -> pd.Series:
 # --------------------------------------------------------------------------------------------- round 0
 
 
-def zero_shot_queries(items: pd.DataFrame, templates: Sequence[str], round: int = 0) -> pd.DataFrame:
-    """Round-0 plan: every item x both framings x each template, no context (the priors' raw material).
+def zero_shot_queries(
+    items: pd.DataFrame, templates: Sequence[str], round: int = 0, framings: Sequence[str] = FRAMINGS
+) -> pd.DataFrame:
+    """Round-0 plan: every item x each framing (both by default) x each template, no context (the priors' raw
+    material).
 
-    Both framings for every item so that averaging them cancels acquiescence; rows sorted by
-    (target, template order, pos before neg).
+    Both framings for every item so that averaging them cancels acquiescence (``framings=("pos",)`` only for runs
+    whose templates have no negated question: :meth:`BudgetConfig.framings`); rows sorted by (target, template
+    order, pos before neg).
     """
     tpl = _check_templates(templates)
     if isinstance(round, bool) or round < 0:
         raise PlanError(f"round = {round!r}: zero-shot queries need a round >= 0 (0 by convention)")
+    if not framings or any(f not in FRAMINGS for f in framings) or len(set(framings)) != len(framings):
+        raise PlanError(f"framings = {list(framings)!r}: use [pos, neg] or [pos]")
     ids = _item_ids(items)
-    n, t = len(ids), len(tpl)
-    target = np.repeat(ids, t * 2)
-    tpl_idx = np.tile(np.repeat(np.arange(t), 2), n)
-    fr_idx = np.tile(np.arange(2), n * t)
-    framing = np.asarray(FRAMINGS, dtype=object)[fr_idx]
+    n, t, k = len(ids), len(tpl), len(framings)
+    target = np.repeat(ids, t * k)
+    tpl_idx = np.tile(np.repeat(np.arange(t), k), n)
+    fr_idx = np.tile(np.arange(k), n * t)
+    framing = np.asarray(sorted(framings, key=FRAMINGS.index), dtype=object)[fr_idx]
     template_id = np.asarray(tpl, dtype=object)[tpl_idx]
     m = len(target)
     qid = f"r{round}-t" + _strs(target) + "-" + _strs(framing) + "-" + _strs(template_id)

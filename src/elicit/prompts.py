@@ -21,6 +21,7 @@ from elicit.errors import ElicitError
 
 Framing = Literal["pos", "neg"]
 FRAMINGS: tuple[str, ...] = ("pos", "neg")
+DEFAULT_ANSWER_WORDS: tuple[str, str] = ("True", "False")
 DEFAULT_INSTRUCTION = "Answer True or False."
 TRUNCATION_MARK = "…"
 CHARS_PER_TOKEN = 3.5
@@ -37,24 +38,35 @@ class Template:
     """One question, phrased positively and negatively.
 
     id: stored in each query row's `template_id`.
-    pos: question whose answer "True" means label 1.
-    neg: the negated question, whose answer "True" means label 0.
+    pos: question whose answer "True" (the first answer word) means label 1.
+    neg: the negated question, whose answer "True" means label 0; None for a template that is asked in the
+        positive framing only (its runs set ``budget.both_framings: false`` and the baselines' framings ``[pos]``).
     item: name printed before each item's text ("Scenario"); empty when the text carries its own labels
         ("Question: ...\nClaim: ...").
     answer: name printed before the answer word ("Answer").
-    instruction: appended to the question; makes small models answer with the tokens True/False.
+    instruction: appended to the question; makes small models answer with the answer words (default "Answer
+        True or False.", or "Answer <yes word> or <no word>." for other answer words).
+    answer_words: the words that say label 1 / label 0 under the positive framing (default True / False; e.g.
+        Yes / No for items that are questions). The oracle reads the first token's log-probabilities of these.
     """
 
     id: str
     pos: str
-    neg: str
+    neg: str | None
     item: str = "Claim"
     answer: str = "Answer"
     instruction: str = DEFAULT_INSTRUCTION
+    answer_words: tuple[str, str] = DEFAULT_ANSWER_WORDS
 
     def question(self, framing: str) -> str:
         """The question of a framing, with the instruction."""
         _check_framing(framing)
+        if framing == "neg" and self.neg is None:
+            raise TemplateError(
+                f"template '{self.id}' has no negative question (neg); add one, or ask this run in the positive "
+                "framing only (budget.both_framings: false; baselines.fewshot.framings and "
+                "baselines.icm_budget.framings: [pos])"
+            )
         q = self.pos if framing == "pos" else self.neg
         return f"{q} {self.instruction}".strip()
 
@@ -64,16 +76,38 @@ def _check_framing(framing: str) -> None:
         raise ValueError(f"framing must be 'pos' or 'neg', got {framing!r}")
 
 
-def answer_word(framing: str, label: int) -> str:
-    """The answer word that states `label` under `framing` (pos: 1→True; neg: 1→False)."""
+def answer_word(framing: str, label: int, words: tuple[str, str] = DEFAULT_ANSWER_WORDS) -> str:
+    """The answer word that states `label` under `framing` (pos: 1→True; neg: 1→False; `words` = the template's
+    (True, False) words)."""
     _check_framing(framing)
     if int(label) not in (0, 1):
         raise ValueError(f"shown label must be 0 or 1, got {label!r}")
     says_true = (int(label) == 1) == (framing == "pos")
-    return "True" if says_true else "False"
+    return words[0] if says_true else words[1]
 
 
-_TEMPLATE_KEYS = {"id", "pos", "neg", "item", "answer", "instruction"}
+_TEMPLATE_KEYS = {"id", "pos", "neg", "item", "answer", "instruction", "answer_words"}
+
+
+def _answer_words(value: Any, where: str) -> tuple[str, str]:
+    """Two distinct single words (the model's first answer token must be able to be one of them)."""
+    if isinstance(value, list | tuple) and any(isinstance(w, bool) for w in value):
+        raise TemplateError(
+            f"{where}: key 'answer_words' holds booleans ({value!r}): YAML reads unquoted Yes/No/True/False as "
+            'booleans; quote the words, e.g. answer_words: ["Yes", "No"]'
+        )
+    ok = (
+        isinstance(value, list | tuple)
+        and len(value) == 2
+        and all(isinstance(w, str) and w.strip() and w.strip() == w and " " not in w for w in value)
+        and value[0].lower() != value[1].lower()
+    )
+    if not ok:
+        raise TemplateError(
+            f"{where}: key 'answer_words' must be two different single words, the one meaning true first "
+            f'(e.g. ["Yes", "No"]); got {value!r}'
+        )
+    return str(value[0]), str(value[1])
 
 
 def _parse_template(entry: Any, where: str) -> Template:
@@ -84,15 +118,27 @@ def _parse_template(entry: Any, where: str) -> Template:
         raise TemplateError(
             f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(_TEMPLATE_KEYS)}",
         )
-    for key in ("id", "pos", "neg"):
+    for key in ("id", "pos"):
         if not isinstance(entry.get(key), str) or not entry[key].strip():
             raise TemplateError(f"{where}: key '{key}' must be a non-empty string")
+    if "neg" not in entry:
+        raise TemplateError(
+            f"{where}: key 'neg' (the negated question) is missing; give one, or neg: null for a template asked in "
+            "the positive framing only"
+        )
+    if entry["neg"] is not None and (not isinstance(entry["neg"], str) or not entry["neg"].strip()):
+        raise TemplateError(f"{where}: key 'neg' must be a non-empty string, or null (positive framing only)")
     for key in ("item", "answer", "instruction"):
         if key in entry and not isinstance(entry[key], str):
             raise TemplateError(f"{where}: key '{key}' must be a string (use \"\" for none)")
     if "answer" in entry and not entry["answer"].strip():
         raise TemplateError(f"{where}: key 'answer' must not be empty (it precedes the answer word)")
-    return Template(**{k: str(v) for k, v in entry.items()})
+    fields: dict[str, Any] = {k: v if v is None else str(v) for k, v in entry.items() if k != "answer_words"}
+    if "answer_words" in entry:
+        words = _answer_words(entry["answer_words"], where)
+        fields["answer_words"] = words
+        fields.setdefault("instruction", f"Answer {words[0]} or {words[1]}.")
+    return Template(**fields)
 
 
 def load_all_templates(path: str | Path) -> dict[str, list[Template]]:
@@ -148,7 +194,8 @@ def render_completion(
     as the framing's answer word; then the target, ending in "Answer:".
     """
     parts = [template.question(framing)]
-    parts.extend(_block(template, text, answer_word(framing, shown)) for text, shown in context)
+    words = template.answer_words
+    parts.extend(_block(template, text, answer_word(framing, shown, words)) for text, shown in context)
     parts.append(_block(template, target_text, None))
     return "\n\n".join(parts)
 

@@ -344,21 +344,24 @@ def logsumexp(values: Iterable[float]) -> float | None:
     return m + math.log(sum(math.exp(v - m) for v in vals))
 
 
-def answer_of_token(token: str) -> str | None:
-    """'true' / 'false' when a token is a variant of that answer (case, leading space/newline)."""
+def answer_of_token(token: str, words: tuple[str, str] = (TRUE_WORD, FALSE_WORD)) -> str | None:
+    """'true' / 'false' when a token is a variant (case, leading space/newline) of the answer word that says true /
+    false; ``words``: the template's answer words (True/False by default, e.g. Yes/No)."""
     t = token.strip().lower()
-    if t == TRUE_WORD:
+    if t == words[0].lower():
         return TRUE_WORD
-    if t == FALSE_WORD:
+    if t == words[1].lower():
         return FALSE_WORD
     return None
 
 
-def parse_top_logprobs(top: Iterable[tuple[str, float]]) -> tuple[float | None, float | None]:
-    """(lp_true, lp_false): logsumexp over each answer's token variants among the top tokens."""
+def parse_top_logprobs(
+    top: Iterable[tuple[str, float]], words: tuple[str, str] = (TRUE_WORD, FALSE_WORD)
+) -> tuple[float | None, float | None]:
+    """(lp_true, lp_false): logsumexp over each answer word's token variants among the top tokens."""
     found: dict[str, list[float]] = {TRUE_WORD: [], FALSE_WORD: []}
     for token, lp in top:
-        which = answer_of_token(token)
+        which = answer_of_token(token, words)
         if which is not None and lp is not None:
             found[which].append(float(lp))
     return logsumexp(found[TRUE_WORD]), logsumexp(found[FALSE_WORD])
@@ -395,6 +398,8 @@ class Request:
     key: str
     payload: str | list[dict[str, str]]
     query: Mapping[str, Any]
+    words: tuple[str, str] = (TRUE_WORD, FALSE_WORD)
+    """The template's answer words (true first): what an HTTP oracle reads from the first token."""
 
 
 OnAnswer = Callable[[Request, Answer], None]

@@ -26,6 +26,7 @@ from elicit.oracle.cache import AnswerCache, canonical_json
 from elicit.oracle.factory import open_oracle
 from elicit.oracle.transport import payload_sha256
 from elicit.prompts import (
+    DEFAULT_ANSWER_WORDS,
     ContextOverflowError,
     Template,
     fit_context,
@@ -141,11 +142,13 @@ def _prepare(
         else:
             payload = render_completion(tmpl, q["framing"], target, fitted.context)
         psha = payload_sha256(payload)
+        if tmpl.answer_words != DEFAULT_ANSWER_WORDS:  # other answer words read another answer from one prompt
+            q["answer_words"] = [w.lower() for w in tmpl.answer_words]
         key = oracle.request_key(q, payload)
         keys.append(key)
         shas.append(psha)
         if key not in requests:
-            requests[key] = Request(key=key, payload=payload, query=q)
+            requests[key] = Request(key=key, payload=payload, query=q, words=tmpl.answer_words)
     return _Prepared(keys, shas, requests, truncated, skipped)
 
 

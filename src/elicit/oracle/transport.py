@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 import openai
 
 from elicit.oracle.base import (
+    FALSE_WORD,
+    TRUE_WORD,
     Answer,
     OnAnswer,
     OracleConfig,
@@ -88,8 +90,12 @@ class HttpOracle:
         return self._label
 
     def request_key(self, query: Mapping[str, Any], payload: str | list[dict[str, str]]) -> str:
-        """sha256 of (kind, identity, endpoint, the prompt as sent, sampling parameters)."""
-        return cache_key(self.cfg.kind, self._identity, self.cfg.endpoint, payload, sampling_params(self.cfg))
+        """sha256 of (kind, identity, endpoint, the prompt as sent, sampling parameters; and the answer words where
+        the template's are not True/False, since they decide which answer is read from the same reply)."""
+        sampling = sampling_params(self.cfg)
+        if "answer_words" in query:
+            sampling = {**sampling, "answer_words": list(query["answer_words"])}
+        return cache_key(self.cfg.kind, self._identity, self.cfg.endpoint, payload, sampling)
 
     def _api_key(self) -> str:
         env = self.cfg.api_key_env
@@ -305,9 +311,9 @@ class HttpOracle:
             raise self._malformed(self._redact(str(exc))[:120]) from None
         except (ValueError, TypeError, KeyError) as exc:  # e.g. invalid JSON body
             raise self._malformed(f"{type(exc).__name__}: {self._redact(str(exc))[:120]}") from None
-        return self._parse(resp)
+        return self._parse(resp, req.words)
 
-    def _parse(self, resp: Any) -> Answer:
+    def _parse(self, resp: Any, words: tuple[str, str] = (TRUE_WORD, FALSE_WORD)) -> Answer:
         if isinstance(resp, str | bytes) or not hasattr(resp, "choices"):
             raise self._malformed("not a JSON completion object")
         choices = getattr(resp, "choices", None)
@@ -356,7 +362,7 @@ class HttpOracle:
             # probabilities sent as logprobs. -inf is probability 0 and NaN no value: both count as absent.
             if value > _MAX_LOGPROB:
                 raise self._malformed(f"logprob {value!r} of token {token!r} is above 0, not a log-probability")
-        lp_true, lp_false = parse_top_logprobs([(t, v) for t, v in top if math.isfinite(v)])
+        lp_true, lp_false = parse_top_logprobs([(t, v) for t, v in top if math.isfinite(v)], words)
         return Answer(lp_true, lp_false, *tokens_used)
 
 

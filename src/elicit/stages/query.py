@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from elicit.io import write_parquet
-from elicit.plan import zero_shot_queries
+from elicit.plan import BudgetConfig, zero_shot_queries
 from elicit.stages import _cli
 from elicit.stages._oracle import OracleSession, templates
 
@@ -31,7 +31,8 @@ def run() -> None:
     job = f"query.round{r}"
     with _cli.telemetry(paths.telemetry(job), job) as tel:
         if r == 0:
-            queries = zero_shot_queries(items, [t.id for t in templates(cfg)])
+            framings = BudgetConfig.from_params(cfg.section("budget")).framings
+            queries = zero_shot_queries(items, [t.id for t in templates(cfg)], framings=framings)
         else:
             queries = pd.read_parquet(args.plan or paths.plan(r))
         with OracleSession(cfg, items, job, _cli.optional_input(args.embeddings, paths.embeddings)) as session:

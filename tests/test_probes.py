@@ -256,3 +256,34 @@ def test_markdown_lists_failed_cells(search: ModuleType) -> None:
     cells = pd.DataFrame([{"model": "gemma", "dataset": "capitals", "format": "chat", "status": "failed: no server"}])
     table = search.markdown(cells)
     assert "| gemma | capitals | chat | – / – |" in table and "failed: no server |" in table
+
+
+def test_real_model_observables() -> None:
+    """benchmarks/signal_observables.py: the yes bias of one- and two-framing cells, PGR only over a real gap."""
+    spec = importlib.util.spec_from_file_location("signal_observables", REPO / "benchmarks" / "signal_observables.py")
+    assert spec is not None and spec.loader is not None
+    obs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(obs)
+    one = pd.DataFrame(
+        {
+            "condition": "zero_shot",
+            "framing": "pos",
+            "missing": False,
+            "score": [2.0, 1.0, 0.0, 1.0],
+            "target_id": range(4),
+        }
+    )
+    assert obs.yes_bias(one) == pytest.approx(1.0)
+    # pos = s + a, neg (sign undone) = s - a, with a = 0.5 and any s
+    two = pd.DataFrame(
+        {
+            "condition": "zero_shot",
+            "framing": ["pos", "neg", "pos", "neg"],
+            "missing": False,
+            "score": [3.5, 2.5, -0.5, -1.5],
+            "target_id": [0, 0, 1, 1],
+        }
+    )
+    assert obs.yes_bias(two) == pytest.approx(0.5)
+    assert obs._ratio(0.1, 0.2, 0.05) == pytest.approx(0.5)
+    assert np.isnan(obs._ratio(0.1, 0.2, -0.01))  # the gap's interval reaches 0: no ratio

@@ -18,9 +18,10 @@ the random condition, copying of the last and the first shown label (mean score 
 
 Formats: ``claim`` and ``chat`` are the project's prompts (``data/templates.yaml``'s default template, rendered and
 asked by ``elicit.oracle.ask`` with the same cache keys as a pipeline run; chat = the same text as one user message on
-the chat endpoint). ``yesno`` ("Question: Is a dog an animal?\\nAnswer: Yes") cannot be said with the project's
-templates, which answer True/False: it is rendered here and asked through the project's HTTP oracle with the answer
-words Yes/No (its cache keys say so), one framing.
+the chat endpoint). ``yesno`` ("Question: Is a dog an animal?\\nAnswer: Yes") is the template set
+``probe_questions`` of ``data/templates.yaml`` over the items' question form: answer words Yes/No, one framing (the
+items carry no negated question), asked the same way, so a pipeline run on the question form (e.g. the study's
+probe_sentiment__gemma3) reads the same cache entries.
 
 Usage (the full screen, hours on 2 CPU cores; see docs/signal_search.md):
   uv run python benchmarks/signal_search.py
@@ -32,7 +33,6 @@ Writes cells.csv, cells.md, predictions.parquet and summary.json under --out (de
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import time
@@ -40,7 +40,6 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -53,29 +52,31 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from elicit.datasets.probes import PROBES, probe_items  # noqa: E402
 from elicit.errors import ElicitError  # noqa: E402
-from elicit.oracle.base import Answer, OracleConfig, Request, new_counters, score_of  # noqa: E402
-from elicit.oracle.cache import AnswerCache, cache_key  # noqa: E402
+from elicit.oracle.base import Oracle, OracleConfig  # noqa: E402
 from elicit.oracle.client import ask_sync  # noqa: E402
 from elicit.oracle.embedded import embedded_server  # noqa: E402
 from elicit.oracle.factory import open_oracle  # noqa: E402
-from elicit.oracle.transport import HttpOracle, sampling_params  # noqa: E402
 from elicit.prompts import Template, load_templates  # noqa: E402
 
+TEMPLATES = ROOT / "data" / "templates.yaml"
 MODELS = {"smollm2": "smollm2", "gemma": "gemma3_270m"}
 """CLI name -> the oracle of params.yaml (its settings and the shared cache)."""
 CONDITIONS = ("zero_shot", "random", "golden", "own")
-YES_NO_INSTRUCTION = "Answer Yes or No."
-YES_NO_WORDS = ("yes", "no")
 
 
 @dataclass(frozen=True)
 class Format:
-    """How a cell asks: the endpoint, the framings, and whether it asks the item's question with Yes/No."""
+    """How a cell asks: the endpoint, the framings, and whether it asks the item's question (template set
+    ``probe_questions``, answer words Yes/No) instead of its claim (the dataset's default template)."""
 
     name: str
     endpoint: str
     framings: tuple[str, ...]
     yes_no: bool
+
+    def template(self, dataset: str) -> Template:
+        """The template a cell of this format asks with (the first of its set in data/templates.yaml)."""
+        return load_templates(TEMPLATES, "probe_questions" if self.yes_no else f"probe_{dataset}")[0]
 
 
 FORMATS = {
@@ -241,125 +242,6 @@ def cell_metrics(preds: pd.DataFrame, items: pd.DataFrame, n_boot: int, seed: in
     return out
 
 
-# ---------------------------------------------------------------------------------------------- yes/no asking
-
-
-def render_yes_no(question: str, context: Sequence[tuple[str, int]] = ()) -> str:
-    """The yes/no prompt, laid out like ``elicit.prompts.render_completion``: instruction, examples, target."""
-    parts = [YES_NO_INSTRUCTION]
-    parts += [f"Question: {q}\nAnswer: {'Yes' if int(s) == 1 else 'No'}" for q, s in context]
-    parts.append(f"Question: {question}\nAnswer:")
-    return "\n\n".join(parts)
-
-
-def _swap_word(token: str) -> str:
-    """Yes/No token variants as True/False ones (case and spaces kept, so distinct tokens stay distinct); a real
-    True/False token gets a mark that the project's parser does not read, so it cannot count as an answer."""
-    core = token.strip()
-    lead, trail = token[: len(token) - len(token.lstrip())], token[len(token.rstrip()) :]
-    low = core.lower()
-    if low in ("true", "false"):
-        return f"{token}\x00"
-    if low not in YES_NO_WORDS:
-        return token
-    word = "true" if low == "yes" else "false"
-    word = word.upper() if core.isupper() and len(core) > 1 else word.capitalize() if core[:1].isupper() else word
-    return f"{lead}{word}{trail}"
-
-
-def yes_no_as_true_false(resp: Any) -> Any:
-    """A completions response whose first token's Yes/No alternatives read as True/False; anything else unchanged
-    (the parser then reports it as the project does)."""
-    try:
-        lp = resp.choices[0].logprobs
-        tops = [None if d is None else {_swap_word(t): v for t, v in d.items()} for d in lp.top_logprobs]
-        tokens = [_swap_word(t) for t in (lp.tokens or [])]
-    except (AttributeError, IndexError, TypeError):
-        return resp
-    logprobs = SimpleNamespace(top_logprobs=tops, tokens=tokens, token_logprobs=lp.token_logprobs)
-    choice = SimpleNamespace(logprobs=logprobs, finish_reason=getattr(resp.choices[0], "finish_reason", None))
-    return SimpleNamespace(choices=[choice], usage=getattr(resp, "usage", None))
-
-
-def stopped_without_token(resp: Any) -> bool:
-    """The model's first token was end-of-text: llama.cpp then returns empty logprobs (no top tokens at all)."""
-    try:
-        choice = resp.choices[0]
-        lp = choice.logprobs
-        got = getattr(lp, "tokens", None) or getattr(lp, "content", None)
-        return choice.finish_reason == "stop" and lp is not None and not got
-    except (AttributeError, IndexError, TypeError):
-        return False
-
-
-class EosAsMissing(HttpOracle):
-    """The project's HTTP oracle, except that an answer which is end-of-text counts as missing (True and False are
-    absent from the top tokens: the project's own meaning of a missing answer) instead of failing the whole batch
-    as "does not return logprobs". Cache keys are the project's."""
-
-    def _parse(self, resp: Any, words: tuple[str, str] = ("true", "false")) -> Answer:
-        if stopped_without_token(resp):
-            usage = getattr(resp, "usage", None)
-            return Answer(None, None, getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None))
-        return super()._parse(resp, words)
-
-
-class YesNoOracle(EosAsMissing):
-    """Yes/No as the answer words (Yes = True); completions endpoint only. Its cache keys carry the answer words, so
-    they never meet a True/False answer to the same prompt."""
-
-    def request_key(self, query: Mapping[str, Any], payload: str | list[dict[str, str]]) -> str:
-        sampling = {**sampling_params(self.cfg), "answer_words": list(YES_NO_WORDS)}
-        return cache_key(self.cfg.kind, self.identity(), self.cfg.endpoint, payload, sampling)
-
-    def _parse(self, resp: Any, words: tuple[str, str] = ("true", "false")) -> Answer:
-        return super()._parse(yes_no_as_true_false(resp), words)
-
-
-def ask_yes_no(
-    qs: pd.DataFrame, texts: Mapping[int, str], oracle: YesNoOracle, cache_dir: Path
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Ask yes/no query rows through the cache like ``elicit.oracle.ask``: (rows + score/missing/cached, telemetry)."""
-    t0 = time.perf_counter()
-    keys: list[str] = []
-    requests: dict[str, Request] = {}
-    for r in qs.to_dict("records"):
-        ctx = [(texts[int(c)], int(s)) for c, s in zip(r["context_ids"], r["context_shown"], strict=True)]
-        payload = render_yes_no(texts[int(r["target_id"])], ctx)
-        query = {k: r[k] for k in ("target_id", "framing", "template_id", "context_ids", "context_shown")}
-        key = oracle.request_key(query, payload)
-        keys.append(key)
-        requests.setdefault(key, Request(key=key, payload=payload, query=query))
-    with AnswerCache(cache_dir) as cache:
-        answers = {k: Answer.from_json(v) for k, v in cache.get_many(requests).items()}
-        hits = set(answers)
-        todo = sorted((r for k, r in requests.items() if k not in hits), key=lambda r: (str(r.payload), r.key))
-        counters = new_counters()
-        if todo:
-            with tqdm(total=len(todo), unit="call", desc=f"oracle {oracle.name} yes/no", dynamic_ncols=True) as bar:
-
-                def on_answer(req: Request, ans: Answer) -> None:
-                    answers[req.key] = ans
-                    cache.put(req.key, ans.to_json())
-                    bar.update(1)
-
-                counters = asyncio.run(oracle.answer_many(todo, on_answer))
-    got = [answers[k] for k in keys]
-    scores = [score_of(a.lp_true, a.lp_false, f) for a, f in zip(got, qs["framing"], strict=True)]
-    out = qs.assign(
-        score=pd.array(scores, dtype="Float64"),
-        missing=[s is None for s in scores],
-        cached=[k in hits for k in keys],
-        prompt_tokens=pd.array([a.prompt_tokens for a in got], dtype="Int64"),
-    )
-    telemetry = {
-        "calls": int(counters["calls"]),
-        "cache_hits": sum(k in hits for k in keys),
-        "wall_s": time.perf_counter() - t0,
-    }
-    return out, telemetry
-
-
 # ---------------------------------------------------------------------------------------------- one cell
 
 
@@ -367,7 +249,7 @@ def ask_yes_no(
 class Oracles:
     """The oracles of one model on one running server, per format."""
 
-    by_format: dict[str, EosAsMissing]
+    by_format: dict[str, Oracle]
     cfgs: dict[str, OracleConfig]
     cache_dir: Path
 
@@ -379,8 +261,6 @@ def ask_cell(
     col = "question" if fmt.yes_no else "text"
     texts = {int(i): str(t) for i, t in zip(items["item_id"], items[col], strict=True)}
     oracle = oracles.by_format[fmt.name]
-    if isinstance(oracle, YesNoOracle):
-        return ask_yes_no(qs, texts, oracle, oracles.cache_dir)
     frame = pd.DataFrame({"item_id": list(texts), "text": list(texts.values())})
     preds, tel = ask_sync(qs, frame, oracles.cfgs[fmt.name], [template], oracles.cache_dir, oracle=oracle)
     return preds, tel
@@ -484,12 +364,7 @@ def open_oracles(stack: ExitStack, params: Mapping[str, Any], model: str, format
     """One llama.cpp server for the model, and an oracle per format on it (opened by the project's factory)."""
     cfgs = {f: oracle_cfg(params, model, FORMATS[f].endpoint, threads) for f in formats}
     url = stack.enter_context(embedded_server(cfgs[formats[0]], cache_dir=cache_dir, log_path=log))
-    by_format: dict[str, EosAsMissing] = {}
-    for f in formats:
-        oracle = stack.enter_context(open_oracle(cfgs[f], cache_dir, server_url=url))
-        assert isinstance(oracle, HttpOracle)
-        kind = YesNoOracle if FORMATS[f].yes_no else EosAsMissing
-        by_format[f] = kind(cfgs[f], oracle.identity(), oracle.model_label(), url)
+    by_format = {f: stack.enter_context(open_oracle(cfgs[f], cache_dir, server_url=url)) for f in formats}
     return Oracles(by_format, cfgs, cache_dir)
 
 
@@ -546,13 +421,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 failure = f"failed: {str(exc).splitlines()[0][:300]}"
             server_s += time.perf_counter() - t_server
             for dataset in datasets:
-                template = load_templates(ROOT / "data" / "templates.yaml", f"probe_{dataset}")[0]
                 for f in formats:
                     base = {"model": model, "dataset": dataset, "format": f, "split": args.split, "n": args.n,
                             "k": args.k, "seed": args.seed}  # fmt: skip
                     if oracles is not None:
                         try:
-                            record, rows = run_cell(dataset, FORMATS[f], oracles, template, args)
+                            record, rows = run_cell(dataset, FORMATS[f], oracles, FORMATS[f].template(dataset), args)
                             records.append({**base, **record, "status": "ok"})
                             frames.append(rows.assign(model=model, dataset=dataset, format=f))
                         except ElicitError as exc:

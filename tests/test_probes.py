@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import sys
-from types import ModuleType, SimpleNamespace
+from types import ModuleType
 
 import numpy as np
 import pandas as pd
@@ -27,7 +27,7 @@ from elicit.datasets.probes import (
     write_probe_files,
 )
 from elicit.datasets.readers import load_items
-from elicit.oracle.base import parse_top_logprobs
+from elicit.prompts import render_completion
 from helpers import REPO
 
 NAMES = sorted(PROBES)
@@ -175,7 +175,7 @@ def test_errors_name_the_fix(call: object, message: str) -> None:
 
 @pytest.fixture(scope="module")
 def search() -> ModuleType:
-    """benchmarks/signal_search.py as a module (its pure parts: plan, metrics, yes/no parsing)."""
+    """benchmarks/signal_search.py as a module (its pure parts: plan, metrics, formats)."""
     spec = importlib.util.spec_from_file_location("signal_search", REPO / "benchmarks" / "signal_search.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -222,34 +222,15 @@ def test_metrics(search: ModuleType) -> None:
     assert search.own_labels(np.array([0.1, 0.5, np.nan, -2.0])).tolist() == [0, 1, 0, 0]
 
 
-def test_yes_no_answers_read_as_true_false(search: ModuleType) -> None:
-    assert [search._swap_word(t) for t in ("Yes", " no", "YES", " True", "Maybe")] == [
-        "True",
-        " false",
-        "TRUE",
-        " True\x00",
-        "Maybe",
-    ]
-    top = {" Yes": -0.2, " No": -1.9, " True": -3.0}
-    resp = SimpleNamespace(
-        choices=[
-            SimpleNamespace(
-                logprobs=SimpleNamespace(top_logprobs=[top], tokens=[" Yes"], token_logprobs=[-0.2]),
-                finish_reason="length",
-            )
-        ],
-        usage=None,
+def test_yes_no_format_is_the_projects_question_template(search: ModuleType) -> None:
+    """The screen's yesno cells ask with data/templates.yaml's probe_questions (answer words Yes/No, one framing),
+    the template a pipeline run on a probe's question form uses."""
+    t = search.FORMATS["yesno"].template("categories")
+    assert t.answer_words == ("Yes", "No") and t.neg is None and search.FORMATS["yesno"].framings == ("pos",)
+    assert render_completion(t, "pos", "Is a dog an animal?", [("Is a cat a fruit?", 0)]) == (
+        "Answer Yes or No.\n\nQuestion: Is a cat a fruit?\nAnswer: No\n\nQuestion: Is a dog an animal?\nAnswer:"
     )
-    swapped = search.yes_no_as_true_false(resp)
-    lp_true, lp_false = parse_top_logprobs(swapped.choices[0].logprobs.top_logprobs[0].items())
-    assert (lp_true, lp_false) == (-0.2, -1.9)  # the real " True" token is not an answer to a yes/no question
-    stop = SimpleNamespace(
-        choices=[SimpleNamespace(logprobs=SimpleNamespace(tokens=[], top_logprobs=[]), finish_reason="stop")]
-    )
-    assert search.stopped_without_token(stop) and not search.stopped_without_token(resp)
-    assert "Question: Is a cat a fruit?\nAnswer: No\n\nQuestion: Is a dog an animal?\nAnswer:" in (
-        search.render_yes_no("Is a dog an animal?", [("Is a cat a fruit?", 0)])
-    )
+    assert search.FORMATS["claim"].template("categories").answer_words == ("True", "False")
 
 
 def test_markdown_lists_failed_cells(search: ModuleType) -> None:

@@ -319,11 +319,11 @@ def markdown(cells: pd.DataFrame) -> str:
     with their 95 % intervals, copying of the last shown label, and each cell's status (failures included).
     Accuracy at log-odds 0 is in cells.csv (``*_acc``): a model that always says one word scores 0.5 there."""
     head = (
-        "| model | dataset | format | zero-shot acc@med / AUROC | random 4-shot | golden 4-shot | own 4-shot "
+        "| model | dataset | format | k | zero-shot acc@med / AUROC | random k-shot | golden k-shot | own k-shot "
         "| golden−random acc@med | golden−random AUROC | golden−zero acc@med | golden−zero AUROC | copy last "
         "| status |"
     )
-    lines = [head, "|" + "---|" * 13]
+    lines = [head, "|" + "---|" * 14]
     for r in cells.to_dict("records"):
         per = [f"{_f(r.get(f'{c}_acc_med'))} / {_f(r.get(f'{c}_auroc'))}" for c in CONDITIONS]
         deltas = [
@@ -331,7 +331,7 @@ def markdown(cells: pd.DataFrame) -> str:
                                                             ("zero_shot", "acc_med"), ("zero_shot", "auroc"))
         ]  # fmt: skip
         lines.append(
-            f"| {r['model']} | {r['dataset']} | {r['format']} | "
+            f"| {r['model']} | {r['dataset']} | {r['format']} | {r.get('k', '–')} | "
             + " | ".join(per)
             + " | "
             + " | ".join(deltas)

@@ -236,7 +236,7 @@ def test_yes_no_format_is_the_projects_question_template(search: ModuleType) -> 
 def test_markdown_lists_failed_cells(search: ModuleType) -> None:
     cells = pd.DataFrame([{"model": "gemma", "dataset": "capitals", "format": "chat", "status": "failed: no server"}])
     table = search.markdown(cells)
-    assert "| gemma | capitals | chat | – / – |" in table and "failed: no server |" in table
+    assert "| gemma | capitals | chat | – | – / – |" in table and "failed: no server |" in table
 
 
 def test_real_model_observables() -> None:

@@ -63,6 +63,7 @@ def observables(cells: pd.DataFrame, preds: pd.DataFrame) -> pd.DataFrame:
                 "format": c["format"],
                 "split": c["split"],
                 "n": c["n"],
+                "k": c["k"],
                 "zero_acc_med": c["zero_shot_acc_med"],
                 "golden_minus_zero": gz,
                 "pgr_acc_med": _ratio(
@@ -89,13 +90,14 @@ def markdown(obs: pd.DataFrame) -> str:
         return "-" if not np.isfinite(v) else (f"{v:+.2f}" if signed else f"{v:.2f}")
 
     lines = [
-        "| model | dataset | format | split (n) | zero-shot acc@med | golden - zero | random PGR acc@med / AUROC "
+        "| model | dataset | format | k | split (n) | zero-shot acc@med | golden - zero | random PGR acc@med / AUROC "
         "| own share (AUROC) | copy last / first | yes bias |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in obs.to_dict("records"):
         lines.append(
-            f"| {r['model']} | {r['dataset']} | {r['format']} | {r['split']} ({r['n']}) | {f(r['zero_acc_med'])} "
+            f"| {r['model']} | {r['dataset']} | {r['format']} | {r['k']} | {r['split']} ({r['n']}) "
+            f"| {f(r['zero_acc_med'])} "
             f"| {f(r['golden_minus_zero'], True)} | {f(r['pgr_acc_med'])} / {f(r['pgr_auroc'])} "
             f"| {f(r['own_share_auroc'])} | {f(r['copy_last'], True)} / {f(r['copy_first'], True)} "
             f"| {f(r['yes_bias'], True)} |"

@@ -53,6 +53,8 @@ MODEL_PACKAGES: tuple[str, ...] = get_args(ModelPackage)
 
 TRUE_WORD = "true"
 FALSE_WORD = "false"
+ANSWER_WORDS: tuple[str, str] = (TRUE_WORD, FALSE_WORD)
+"""The answer words read unless a template names its own (a query's ``answer_words``, true first)."""
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _NAME_NOT_VALUE = "must be the NAME of an environment variable (like OPENAI_API_KEY)"
@@ -344,7 +346,7 @@ def logsumexp(values: Iterable[float]) -> float | None:
     return m + math.log(sum(math.exp(v - m) for v in vals))
 
 
-def answer_of_token(token: str, words: tuple[str, str] = (TRUE_WORD, FALSE_WORD)) -> str | None:
+def answer_of_token(token: str, words: tuple[str, str] = ANSWER_WORDS) -> str | None:
     """'true' / 'false' when a token is a variant (case, leading space/newline) of the answer word that says true /
     false; ``words``: the template's answer words (True/False by default, e.g. Yes/No)."""
     t = token.strip().lower()
@@ -356,7 +358,7 @@ def answer_of_token(token: str, words: tuple[str, str] = (TRUE_WORD, FALSE_WORD)
 
 
 def parse_top_logprobs(
-    top: Iterable[tuple[str, float]], words: tuple[str, str] = (TRUE_WORD, FALSE_WORD)
+    top: Iterable[tuple[str, float]], words: tuple[str, str] = ANSWER_WORDS
 ) -> tuple[float | None, float | None]:
     """(lp_true, lp_false): logsumexp over each answer word's token variants among the top tokens."""
     found: dict[str, list[float]] = {TRUE_WORD: [], FALSE_WORD: []}
@@ -398,8 +400,13 @@ class Request:
     key: str
     payload: str | list[dict[str, str]]
     query: Mapping[str, Any]
-    words: tuple[str, str] = (TRUE_WORD, FALSE_WORD)
-    """The template's answer words (true first): what an HTTP oracle reads from the first token."""
+
+    @property
+    def words(self) -> tuple[str, str]:
+        """The answer words an HTTP oracle reads from the first token: the query's ``answer_words`` (set by the
+        client where the template's are not True/False; also part of the cache key), else True/False."""
+        words = self.query.get("answer_words")
+        return ANSWER_WORDS if words is None else (str(words[0]), str(words[1]))
 
 
 OnAnswer = Callable[[Request, Answer], None]

@@ -148,7 +148,7 @@ def _prepare(
         keys.append(key)
         shas.append(psha)
         if key not in requests:
-            requests[key] = Request(key=key, payload=payload, query=q, words=tmpl.answer_words)
+            requests[key] = Request(key=key, payload=payload, query=q)
     return _Prepared(keys, shas, requests, truncated, skipped)
 
 

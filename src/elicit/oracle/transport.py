@@ -20,8 +20,7 @@ from urllib.parse import urlsplit
 import openai
 
 from elicit.oracle.base import (
-    FALSE_WORD,
-    TRUE_WORD,
+    ANSWER_WORDS,
     Answer,
     OnAnswer,
     OracleConfig,
@@ -313,7 +312,7 @@ class HttpOracle:
             raise self._malformed(f"{type(exc).__name__}: {self._redact(str(exc))[:120]}") from None
         return self._parse(resp, req.words)
 
-    def _parse(self, resp: Any, words: tuple[str, str] = (TRUE_WORD, FALSE_WORD)) -> Answer:
+    def _parse(self, resp: Any, words: tuple[str, str] = ANSWER_WORDS) -> Answer:
         if isinstance(resp, str | bytes) or not hasattr(resp, "choices"):
             raise self._malformed("not a JSON completion object")
         choices = getattr(resp, "choices", None)

@@ -80,21 +80,19 @@ def test_ethics_framing_meaning() -> None:
 
 def test_bad_templates_file(tmp_path: Path) -> None:
     p = tmp_path / "t.yaml"
-    p.write_text("ethics:\n  - id: a\n    pos: Q?\n    neeg: N?\n")
-    with pytest.raises(TemplateError, match=r"ethics\[0\]: unknown key\(s\) \['neeg'\]"):
-        load_templates(p, "ethics")
-    p.write_text("ethics:\n  - id: a\n    pos: Q?\n")
-    with pytest.raises(TemplateError, match=r"key 'neg' \(the negated question\) is missing; .*neg: null"):
-        load_templates(p, "ethics")
-    p.write_text("ethics:\n  - id: a\n    pos: Q?\n    neg: ''\n")
-    with pytest.raises(TemplateError, match=r"key 'neg' must be a non-empty string, or null"):
-        load_templates(p, "ethics")
-    p.write_text("ethics:\n  - id: a\n    pos: Q?\n    neg: N?\n    answer_words: [Yes, No]\n")
-    with pytest.raises(TemplateError, match=r"holds booleans .*quote the words"):
-        load_templates(p, "ethics")
-    for words in ("['Yes']", "['Yes', 'yes']", "['Yes', 'No way']", "'Yes'"):
-        p.write_text(f"ethics:\n  - id: a\n    pos: Q?\n    neg: N?\n    answer_words: {words}\n")
-        with pytest.raises(TemplateError, match=r"'answer_words' must be two different single words"):
+    words_error = r"'answer_words' must be two different single words"
+    for body, error in [
+        ("neeg: N?", r"ethics\[0\]: unknown key\(s\) \['neeg'\]"),
+        ("", r"key 'neg' \(the negated question\) is missing; .*neg: null"),
+        ("neg: ''", r"key 'neg' must be a non-empty string, or null"),
+        ("neg: N?\n    answer_words: [Yes, No]", r"holds booleans .*quote the words"),
+        *(
+            (f"neg: N?\n    answer_words: {w}", words_error)
+            for w in ("['Yes']", "['Yes', 'yes']", "['Yes', 'No way']", "'Yes'")
+        ),
+    ]:
+        p.write_text(f"ethics:\n  - id: a\n    pos: Q?\n    {body}\n")
+        with pytest.raises(TemplateError, match=error):
             load_templates(p, "ethics")
     with pytest.raises(TemplateError, match="not found"):
         load_templates(tmp_path / "missing.yaml", "ethics")

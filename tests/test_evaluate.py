@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -276,6 +277,31 @@ def test_verdict_flags_a_weak_oracle() -> None:
     assert "this oracle is too weak for this task" in text.lower()
     assert "use a larger model" in text
     assert "does not clearly beat zero-shot" in text
+    # ... and points to a run where a packaged model does use examples, one the study defines
+    from elicit.config import load_params, resolve_run
+    from elicit.evaluate.describe import REAL_SIGNAL_RUN
+
+    assert f"see the real-signal run {REAL_SIGNAL_RUN}" in text
+    assert resolve_run(load_params(Path(__file__).parents[1] / "params.yaml"), REAL_SIGNAL_RUN).n >= 300
+
+
+def test_a_one_sided_oracle_needs_calibrated_zero_shot_beaten_too() -> None:
+    """An oracle that answers "Yes" to everything makes zero-shot and the few-shot mean label every item 1 (50 %
+    here); labels at 64 % beat those, but not the same zero-shot score thresholded at the class balance (66 %)."""
+    from elicit.evaluate import headline
+    from elicit.verdicts import RunVerdict
+
+    labels, items = synthetic(
+        320,
+        {"zero_shot_calibrated": 0.66, "selected": 0.64, "golden_fewshot": 0.8, "bootstrap_fewshot": 0.79},
+    )
+    labels["zero_shot"] = labels["few_shot_mean"] = {0: lab(np.full(320, 0.9))}
+    df = evaluate(labels, items, seed=0, n_boot=200)
+    assert compare(df, "selected", "zero_shot").significant  # type: ignore[union-attr]
+    assert headline(df, {"selected": "selected"}) is not RunVerdict.BEATS
+    text = verdict(df, {"selected": "cfg"})
+    assert "calibrated zero-shot" in text
+    assert "Beside the verdict (own oracle calls): it is worse than bootstrapped few-shot" in text
 
 
 def test_config_rejects_unknown_keys() -> None:

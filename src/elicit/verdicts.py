@@ -22,8 +22,9 @@ The order of the rule (first match wins):
 3. :attr:`RunVerdict.TOO_FEW_ITEMS` -- the evaluation set is too small for any comparison to mean anything
    (see :func:`too_few_items`); checked before everything else that reads gold, because on three items every
    method can score 100 % with a bootstrap CI of width 0, which would otherwise read as a confident tie.
-4. :attr:`RunVerdict.BEATS` -- selected beats every available cheap baseline (zero-shot and, when present, the
-   few-shot mean), each paired 95 % CI excluding 0. This wins over a weak oracle: the labels beat them anyway.
+4. :attr:`RunVerdict.BEATS` -- selected beats every available cheap baseline (zero-shot and, when present,
+   calibrated zero-shot and the few-shot mean), each paired 95 % CI excluding 0. This wins over a weak oracle:
+   the labels beat them anyway.
 5. :attr:`RunVerdict.ORACLE_TOO_WEAK` -- golden few-shot (which reads gold) does not beat zero-shot, so there is
    no gap that label-free methods could be expected to recover.
 6. :attr:`RunVerdict.NOT_EVALUATED` -- no selected labels or no zero-shot labels to compare.
@@ -63,7 +64,10 @@ class RunVerdict(StrEnum):
 
 
 _SENTENCES: dict[RunVerdict, str] = {
-    RunVerdict.BEATS: "The selected labels beat the cheap baselines (zero-shot, the few-shot mean) beyond noise.",
+    RunVerdict.BEATS: (
+        "The selected labels beat the cheap baselines (zero-shot, calibrated zero-shot, the few-shot mean) beyond "
+        "noise."
+    ),
     RunVerdict.TIES: "The selected labels tie the cheap baselines: no difference beyond noise.",
     RunVerdict.WORSE: "The selected labels are worse than a cheap baseline.",
     RunVerdict.ORACLE_TOO_WEAK: "The oracle is too weak for this task: even gold examples do not help it.",

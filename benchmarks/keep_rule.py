@@ -33,8 +33,10 @@ import pandas as pd
 import yaml
 
 from elicit.config import load_params
+from elicit.evaluate.metrics import seed_mean_p
 from elicit.optimize import OptimizeSection
 from elicit.replicates import t_interval
+from elicit.stages._labels import read_labels
 from elicit.study import KEEP_FLOOR, KEEP_MIN_POSITIVE
 
 REPO = Path(__file__).resolve().parents[1]
@@ -181,11 +183,10 @@ def refit_and_select(work: Path, variant: str, run: str, configs: list[str], fre
 
 def seed_mean_accuracy(folder: Path, gold: pd.Series) -> float:
     """Accuracy of the seed-mean label (mean p_true over the seed files >= 0.5) against gold (non-null items)."""
-    files = sorted(folder.glob("seed*.parquet"))
-    files = [f for f in files if not f.name.endswith(".curve.parquet")]
-    if not files:
+    seeds = read_labels(folder)
+    if not seeds:
         raise FileNotFoundError(f"no seed files in {folder}")
-    p = np.mean([pd.read_parquet(f).set_index("item_id")["p_true"].reindex(gold.index).to_numpy() for f in files], 0)
+    p = seed_mean_p(seeds, gold.index.to_numpy())
     ok = gold.notna().to_numpy()
     return float(np.mean((p[ok] >= 0.5) == gold.to_numpy()[ok].astype(bool)))
 

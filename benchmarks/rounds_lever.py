@@ -39,7 +39,7 @@ def round_answers(run: Path) -> dict[int, pd.Series]:
     """Each round's scores by query id."""
     out = {}
     for folder in sorted(run.glob("round*")):
-        preds = run / folder.name / "predictions.parquet"
+        preds = folder / "predictions.parquet"
         if preds.exists():
             df = pd.read_parquet(preds, columns=["query_id", "score"])
             out[int(folder.name.removeprefix("round"))] = df.set_index("query_id")["score"]

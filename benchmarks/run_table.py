@@ -25,13 +25,10 @@ import pandas as pd
 from sklearn.cluster import KMeans
 from sklearn.metrics import roc_auc_score
 
+from elicit.evaluate.metrics import seed_mean_p
+from elicit.stages._labels import read_labels
+
 FEW_SHOT = ["golden_fewshot", "random_fewshot", "bootstrap_fewshot"]
-
-
-def seed_mean_p(folder: Path, index: pd.Index) -> tuple[np.ndarray, int]:
-    files = [f for f in sorted(folder.glob("seed*.parquet")) if f.name.count(".") == 1]
-    ps = [pd.read_parquet(f).set_index("item_id")["p_true"].reindex(index).to_numpy() for f in files]
-    return np.mean(ps, 0), len(files)
 
 
 def group_bootstrap(groups: np.ndarray, n_boot: int, seed: int) -> list[np.ndarray]:
@@ -66,7 +63,8 @@ def main() -> None:
     methods = sorted(p.name for p in (run / "labels").iterdir() if any(p.glob("seed*.parquet")))
     right, rows = {}, []
     for m in methods:
-        p, n_seeds = seed_mean_p(run / "labels" / m, items.index)
+        seeds = read_labels(run / "labels" / m)
+        p, n_seeds = seed_mean_p(seeds, items.index.to_numpy()), len(seeds)
         right[m] = ((p >= 0.5) == gold).astype(float)
         acc, lo, hi = interval(right[m], boots)
         rows.append(

@@ -471,9 +471,8 @@ def verdict(metrics: pd.DataFrame, selection: Mapping[str, Any] | None = None, *
                 lines.append(f"{ref_name[0].upper()}{ref_name[1:]} is not available for comparison.")
             elif c is not None:
                 lines.append(_describe(c, name if ref == "zero_shot" else "It", ref_name))
-        beside = [(ref, compare(metrics, target, ref)) for ref in OWN_CALL_BASELINES]
-        for ref, c in beside:
-            if c is not None:
+        for ref in OWN_CALL_BASELINES:
+            if (c := compare(metrics, target, ref)) is not None:
                 lines.append(f"Beside the verdict (own oracle calls): {_describe(c, 'it', _READABLE[ref])}")
         pgr = metric_row(metrics, target, "pgr")
         if pgr is not None:

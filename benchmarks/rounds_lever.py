@@ -13,6 +13,11 @@ per item (prediction rows of every round folder, zero-shot round included, over 
     uv run python benchmarks/rounds_lever.py --old-results /tmp/keeprule2/full_noprior_noranking/results
     uv run python benchmarks/rounds_lever.py --old suite_ethics --new rounds3_ethics --results results
 
+At equal calls (more rounds against more queries per round): ``--old 'cost_ethics__{preset}__q4' --new
+rounds4_ethics --same-through 0`` pairs the cost target's 2-round, 4-query draws with the 4-round, 2-query draws of
+the same seeds; only the zero-shot round is shared then. A ``{preset}`` in a prefix marks where the preset goes
+(default: after it, ``<prefix>__<preset>``).
+
 ``--old-results`` is where the default-rounds draws' selections lie when they were re-selected outside results/ (the
 keep-rule refits under the current default); items and answers are always read from ``--results``.
 """
@@ -46,10 +51,10 @@ def round_answers(run: Path) -> dict[int, pd.Series]:
     return out
 
 
-def shared_rounds_differ(old: dict[int, pd.Series], new: dict[int, pd.Series]) -> float:
-    """Share of the shared rounds' queries whose id or score differ between the two runs."""
+def shared_rounds_differ(old: dict[int, pd.Series], new: dict[int, pd.Series], through: int | None = None) -> float:
+    """Share of the shared rounds' queries (rounds <= ``through`` when given) whose id or score differ."""
     n = bad = 0
-    for r in sorted(set(old) & set(new)):
+    for r in sorted(r for r in set(old) & set(new) if through is None or r <= through):
         a, b = old[r], new[r]
         ids = a.index.union(b.index)
         n += len(ids)
@@ -58,11 +63,19 @@ def shared_rounds_differ(old: dict[int, pd.Series], new: dict[int, pd.Series]) -
     return bad / n if n else float("nan")
 
 
-def compare(results: Path, old_results: Path, old: str, new: str) -> pd.DataFrame:
+def run_name(prefix: str, preset: str, draw: str) -> str:
+    """``<prefix>__<preset><draw>``, or the prefix with ``{preset}`` filled in, then the draw suffix."""
+    base = prefix.format(preset=preset) if "{preset}" in prefix else f"{prefix}__{preset}"
+    return base + draw
+
+
+def compare(results: Path, old_results: Path, old: str, new: str, through: int | None = None) -> pd.DataFrame:
     rows = []
     for preset in PRESETS:
         for draw in DRAWS:
-            o, n = f"{old}__{preset}{draw}", f"{new}__{preset}{draw}"
+            o, n = run_name(old, preset, draw), run_name(new, preset, draw)
+            if not (old_results / o / "selection.json").exists():
+                continue
             sel_new = results / n / "selection.json"
             if not sel_new.exists():
                 continue
@@ -82,7 +95,7 @@ def compare(results: Path, old_results: Path, old: str, new: str) -> pd.DataFram
                     "new_config": json.loads(sel_new.read_text())["selected"],
                     "old_calls": sum(len(s) for s in ans_old.values()) / len(items),
                     "new_calls": sum(len(s) for s in ans_new.values()) / len(items),
-                    "shared_differ": shared_rounds_differ(ans_old, ans_new),
+                    "shared_differ": shared_rounds_differ(ans_old, ans_new, through),
                 }
             )
     if not rows:
@@ -106,7 +119,7 @@ def markdown(table: pd.DataFrame) -> str:
         )
     out = ["| " + " | ".join([*presets, "keep rule"]) + " |", "|" + "---|" * (len(presets) + 1)]
     out.append("| " + " | ".join([*texts, keep_verdict(cells)]) + " |")
-    out += ["", "| preset | draw | default rounds | one more | Δ | calls/item | configs | shared rounds differ |"]
+    out += ["", "| preset | draw | old | new | Δ | calls/item | configs | shared rounds differ |"]
     out.append("|---|---|---|---|---|---|---|---|")
     for r in table.itertuples():
         out.append(
@@ -124,8 +137,11 @@ def main() -> None:
     )
     ap.add_argument("--old", default="suite_ethics", help="run-name prefix of the default-rounds draws")
     ap.add_argument("--new", default="rounds3_ethics", help="run-name prefix of the one-more-round draws")
+    ap.add_argument(
+        "--same-through", type=int, help="check only rounds <= this are identical (default: every shared round)"
+    )
     args = ap.parse_args()
-    table = compare(args.results, args.old_results or args.results, args.old, args.new)
+    table = compare(args.results, args.old_results or args.results, args.old, args.new, args.same_through)
     print(markdown(table))
 
 

@@ -150,7 +150,9 @@ def estimate_block(metrics: pd.DataFrame, selection: Mapping[str, Any] | None = 
     else:
         sentences.append(
             f"Calibrated on {_source_words(row['source'], row['n_heldout'])}. Where the model believes something wrong "
-            "in every prompt, those answers share the error and the estimate is too high."
+            "in every prompt, those answers share the error and the estimate is too high; where it mostly copies the "
+            "labels it is shown, its answers are noisier than labels fitted to many of them, and the estimate can read "
+            "too low (docs/results.md: about 6 points under the in-family simulator)."
         )
     if row["gold"] is not None:
         where = "inside" if row["low"] <= row["gold"] <= row["high"] else "outside"

@@ -40,7 +40,10 @@ and the estimate is too high, for exactly the methods that follow the model. It 
 item means and the Platt form. Measured on one draw of ``suite_ethics__sim_latent`` (500 items, a simulated model
 whose own belief is 92.4 % right): every method's estimate was above its gold accuracy, by 2 to 15 points (selected:
 93 % [90, 95] against 89.7 %; zero-shot 87 % against 72 %, its errors shared by the few-shot answers). Read it as an
-upper bound where the model may be wrong, and check it against gold on a sample when you can.
+upper bound where the model may be wrong, and check it against gold on a sample when you can. It is not a lower
+bound either: where the model mostly copies the labels it is shown (the in-family ``sim_strong``), its held-out
+answers are noisier than labels fitted to many answers, and over 10 draws at n = 500 the estimate of ``selected``
+read 5.9 points too low (docs/results.md).
 
 **Uncalibrated.** A method without usable held-out answers (a run with no few-shot round and no own-call baseline,
 or every such answer missing) gets its own confidence, mean max(p_i, 1 - p_i), marked uncalibrated (``est_source`` 0):

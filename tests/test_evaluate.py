@@ -236,6 +236,18 @@ def test_gold_less_run_gives_diagnostics_only() -> None:
     json.dumps(out, allow_nan=False)
 
 
+def test_labels_that_flip_most_of_zero_shot_get_a_mirror_image_note() -> None:
+    """The loss without a prior barely tells a labelling from its flip; a gold-free note says when selected
+    disagrees with zero-shot on most items, and stays silent at half or less."""
+    items = make_items([None] * 6)
+    zero = lab([0.9, 0.8, 0.2, 0.1, 0.6, 0.4])
+    mirror = {"zero_shot": {0: zero}, "selected": {0: lab([0.1, 0.2, 0.8, 0.9, 0.6, 0.4])}}
+    (note,) = [n for n in diagnostics(mirror, items)["notes"] if "mirror image" in n]
+    assert note.startswith("selected disagrees with zero_shot on 67 % of items")
+    half = {"zero_shot": {0: zero}, "selected": {0: lab([0.1, 0.2, 0.8, 0.1, 0.6, 0.4])}}
+    assert not [n for n in diagnostics(half, items)["notes"] if "mirror image" in n]
+
+
 def test_consistency_rules() -> None:
     items = make_items([None] * 6, consistency=[1, 1, 1, 2, 2, None])
     items["answer_key"] = ["7", "7", "8", "3", "4", None]

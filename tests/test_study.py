@@ -151,6 +151,9 @@ def test_warnings_name_collapse_and_nuisance_tracking() -> None:
     assert warnings({"selected": {"positive_rate": 0.99}}) == ["selected labels 99 % of items as 1 (collapse)"]
     assert warnings({"zero_shot": {"nuisance_agreement": 0.2}})[0].startswith("zero_shot labels equal")
     assert warnings({"selected": {"nuisance_agreement": 0.6, "positive_rate": 0.4}}) == []
+    (mirror,) = warnings({"selected": {"flip_rate_vs_zero_shot": 0.8, "positive_rate": 0.4}})
+    assert "disagrees with zero_shot on 80 %" in mirror and "mirror image" in mirror
+    assert warnings({"selected": {"flip_rate_vs_zero_shot": 0.5}}) == []
 
 
 def test_a_partial_study_lists_the_missing_runs() -> None:

@@ -23,6 +23,7 @@ import pandas as pd
 
 from elicit.contracts import STUDY_COLUMNS
 from elicit.evaluate import CHEAP_BASELINES, NUISANCE_WARN, compare, metric_row
+from elicit.evaluate.describe import mirror_notes
 from elicit.indeterminate import fired
 from elicit.replicates import MIN_DRAWS, compare_draws, draw_of, pgr_over_draws, t_interval
 from elicit.report_tables import gold_best_config, summary_table
@@ -84,8 +85,8 @@ def long_table(runs: Sequence[StudyRun]) -> pd.DataFrame:
 
 
 def warnings(metrics_json: Mapping[str, Mapping[str, float]]) -> list[str]:
-    """Study-level warnings from a run's metrics.json: labels that follow a known nuisance feature, and
-    collapse (almost every item in one class)."""
+    """Study-level warnings from a run's metrics.json: labels that follow a known nuisance feature, collapse
+    (almost every item in one class), and ``selected`` flipping most of zero-shot's labels (a mirror image?)."""
     out = []
     for method in ("selected", "zero_shot", "few_shot_mean", "icm_budget"):
         entry = metrics_json.get(method) or {}
@@ -95,6 +96,7 @@ def warnings(metrics_json: Mapping[str, Mapping[str, float]]) -> list[str]:
         rate = entry.get("positive_rate")
         if rate is not None and min(rate, 1 - rate) < 0.05:
             out.append(f"{method} labels {100 * rate:.0f} % of items as 1 (collapse)")
+    out += mirror_notes({"selected": (metrics_json.get("selected") or {}).get("flip_rate_vs_zero_shot")})
     return out
 
 

@@ -105,6 +105,7 @@ def diagnostics(labels: Labels, items: pd.DataFrame, rule: ConsistencyRule | str
         out["flip_rate_vs_zero_shot"] = {
             m: float(1.0 - matrix[i, z]) for i, m in enumerate(methods) if m != "zero_shot"
         }
+        out["notes"] += mirror_notes(out["flip_rate_vs_zero_shot"])
     else:
         out["flip_rate_vs_zero_shot"] = {}
         out["notes"].append("zero_shot labels absent: flip rates not computed")
@@ -176,6 +177,22 @@ def nuisance_agreement(
 
 
 INVERTED_SUFFIX = "_inverted_init"
+MIRROR_FLIP_RATE = 0.5
+"""``selected`` flipping more than this share of zero-shot's labels may be the mirror-image labelling: without a
+prior term the loss is nearly symmetric under flipping every label, and only the start picks the side (measured:
+from the inverted start, 16 of 20 ETHICS suite draws ended in the mirror image; docs/results.md)."""
+
+
+def mirror_notes(flip_rate_vs_zero_shot: Mapping[str, float | None]) -> list[str]:
+    """A note when ``selected`` disagrees with zero-shot on most items: gold-free, so every run gets it."""
+    rate = flip_rate_vs_zero_shot.get("selected")
+    if rate is None or rate <= MIRROR_FLIP_RATE:
+        return []
+    return [
+        f"selected disagrees with zero_shot on {100 * rate:.0f} % of items: it may be the mirror image of the right "
+        "labelling (the loss barely tells a labelling from its flip; the start decides). Check a few items by hand, "
+        "or keep optimize.init: prior."
+    ]
 
 
 def adversarial_start_notes(methods: Sequence[str], agreement: np.ndarray) -> list[str]:

@@ -115,7 +115,7 @@ def markdown(table: pd.DataFrame) -> str:
         cells[p] = (mean, low, high)
         extra = float(np.mean(g["new_calls"] - g["old_calls"]))
         texts.append(
-            f"{100 * mean:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}] ({len(g)} draws; +{extra:.1f} calls/item)"
+            f"{100 * mean:+.1f} [{100 * low:+.1f}, {100 * high:+.1f}] ({len(g)} draws; {extra:+.1f} calls/item)"
         )
     out = ["| " + " | ".join([*presets, "keep rule"]) + " |", "|" + "---|" * (len(presets) + 1)]
     out.append("| " + " | ".join([*texts, keep_verdict(cells)]) + " |")

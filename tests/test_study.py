@@ -154,6 +154,8 @@ def test_warnings_name_collapse_and_nuisance_tracking() -> None:
     (mirror,) = warnings({"selected": {"flip_rate_vs_zero_shot": 0.8, "positive_rate": 0.4}})
     assert "disagrees with zero_shot on 80 %" in mirror and "mirror image" in mirror
     assert warnings({"selected": {"flip_rate_vs_zero_shot": 0.5}}) == []
+    one_sided = {"selected": {"flip_rate_vs_zero_shot": 0.8}, "zero_shot": {"positive_rate": 1.0}}
+    assert warnings(one_sided) == ["zero_shot labels 100 % of items as 1 (collapse)"]  # no mirror note then
 
 
 def test_a_partial_study_lists_the_missing_runs() -> None:

@@ -23,7 +23,7 @@ import pandas as pd
 
 from elicit.contracts import STUDY_COLUMNS
 from elicit.evaluate import CHEAP_BASELINES, NUISANCE_WARN, compare, metric_row
-from elicit.evaluate.describe import mirror_notes
+from elicit.evaluate.describe import collapsed, mirror_notes
 from elicit.indeterminate import fired
 from elicit.replicates import MIN_DRAWS, compare_draws, draw_of, pgr_over_draws, t_interval
 from elicit.report_tables import gold_best_config, summary_table
@@ -94,9 +94,10 @@ def warnings(metrics_json: Mapping[str, Mapping[str, float]]) -> list[str]:
         if a is not None and max(a, 1 - a) >= NUISANCE_WARN:
             out.append(f"{method} labels equal the known nuisance feature on {100 * max(a, 1 - a):.0f} % of items")
         rate = entry.get("positive_rate")
-        if rate is not None and min(rate, 1 - rate) < 0.05:
+        if rate is not None and collapsed(rate):
             out.append(f"{method} labels {100 * rate:.0f} % of items as 1 (collapse)")
-    out += mirror_notes({"selected": (metrics_json.get("selected") or {}).get("flip_rate_vs_zero_shot")})
+    flips = (metrics_json.get("selected") or {}).get("flip_rate_vs_zero_shot")
+    out += mirror_notes({"selected": flips}, (metrics_json.get("zero_shot") or {}).get("positive_rate"))
     return out
 
 

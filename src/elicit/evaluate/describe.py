@@ -105,7 +105,7 @@ def diagnostics(labels: Labels, items: pd.DataFrame, rule: ConsistencyRule | str
         out["flip_rate_vs_zero_shot"] = {
             m: float(1.0 - matrix[i, z]) for i, m in enumerate(methods) if m != "zero_shot"
         }
-        out["notes"] += mirror_notes(out["flip_rate_vs_zero_shot"])
+        out["notes"] += mirror_notes(out["flip_rate_vs_zero_shot"], out["positive_rate"].get("zero_shot"))
     else:
         out["flip_rate_vs_zero_shot"] = {}
         out["notes"].append("zero_shot labels absent: flip rates not computed")
@@ -183,10 +183,22 @@ prior term the loss is nearly symmetric under flipping every label, and only the
 from the inverted start, 16 of 20 ETHICS suite draws ended in the mirror image; docs/results.md)."""
 
 
-def mirror_notes(flip_rate_vs_zero_shot: Mapping[str, float | None]) -> list[str]:
-    """A note when ``selected`` disagrees with zero-shot on most items: gold-free, so every run gets it."""
+COLLAPSE_RATE = 0.05
+"""Labels with fewer than this share in one class have collapsed (every item, or nearly, in the other)."""
+
+
+def collapsed(positive_rate: float | None) -> bool:
+    """Whether a label set with this fraction of 1s has collapsed into one class (unknown: no)."""
+    return positive_rate is not None and min(positive_rate, 1 - positive_rate) < COLLAPSE_RATE
+
+
+def mirror_notes(
+    flip_rate_vs_zero_shot: Mapping[str, float | None], zero_shot_positive_rate: float | None
+) -> list[str]:
+    """A note when ``selected`` disagrees with zero-shot on most items: gold-free, so every run gets it. Silent when
+    zero-shot itself collapsed into one class (a one-sided oracle): disagreeing with it then says nothing."""
     rate = flip_rate_vs_zero_shot.get("selected")
-    if rate is None or rate <= MIRROR_FLIP_RATE:
+    if rate is None or rate <= MIRROR_FLIP_RATE or collapsed(zero_shot_positive_rate):
         return []
     return [
         f"selected disagrees with zero_shot on {100 * rate:.0f} % of items: it may be the mirror image of the right "

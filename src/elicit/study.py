@@ -96,8 +96,10 @@ def warnings(metrics_json: Mapping[str, Mapping[str, float]]) -> list[str]:
         rate = entry.get("positive_rate")
         if rate is not None and collapsed(rate):
             out.append(f"{method} labels {100 * rate:.0f} % of items as 1 (collapse)")
-    flips = (metrics_json.get("selected") or {}).get("flip_rate_vs_zero_shot")
-    out += mirror_notes({"selected": flips}, (metrics_json.get("zero_shot") or {}).get("positive_rate"))
+    out += mirror_notes(
+        (metrics_json.get("selected") or {}).get("flip_rate_vs_zero_shot"),
+        (metrics_json.get("zero_shot") or {}).get("positive_rate"),
+    )
     return out
 
 

@@ -105,7 +105,9 @@ def diagnostics(labels: Labels, items: pd.DataFrame, rule: ConsistencyRule | str
         out["flip_rate_vs_zero_shot"] = {
             m: float(1.0 - matrix[i, z]) for i, m in enumerate(methods) if m != "zero_shot"
         }
-        out["notes"] += mirror_notes(out["flip_rate_vs_zero_shot"], out["positive_rate"].get("zero_shot"))
+        out["notes"] += mirror_notes(
+            out["flip_rate_vs_zero_shot"].get("selected"), out["positive_rate"].get("zero_shot")
+        )
     else:
         out["flip_rate_vs_zero_shot"] = {}
         out["notes"].append("zero_shot labels absent: flip rates not computed")
@@ -192,12 +194,10 @@ def collapsed(positive_rate: float | None) -> bool:
     return positive_rate is not None and min(positive_rate, 1 - positive_rate) < COLLAPSE_RATE
 
 
-def mirror_notes(
-    flip_rate_vs_zero_shot: Mapping[str, float | None], zero_shot_positive_rate: float | None
-) -> list[str]:
-    """A note when ``selected`` disagrees with zero-shot on most items: gold-free, so every run gets it. Silent when
-    zero-shot itself collapsed into one class (a one-sided oracle): disagreeing with it then says nothing."""
-    rate = flip_rate_vs_zero_shot.get("selected")
+def mirror_notes(rate: float | None, zero_shot_positive_rate: float | None) -> list[str]:
+    """A note when ``selected`` disagrees with zero-shot on most items (``rate``: its flip rate against zero-shot):
+    gold-free, so every run gets it. Silent when zero-shot itself collapsed into one class (a one-sided oracle):
+    disagreeing with it then says nothing."""
     if rate is None or rate <= MIRROR_FLIP_RATE or collapsed(zero_shot_positive_rate):
         return []
     return [
